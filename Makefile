@@ -1,0 +1,45 @@
+# Two commands matter: `make dev` (serve locally) and `make test` (the whole suite).
+# Both create .venv when missing and install requirements-dev.txt; nothing else is needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+
+.PHONY: setup dev test lint bench bench-full node-deps clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# put the project root on the venv's path so `python api/<name>.py` can import lib/
+	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'bundle-root.pth').write_text('$(CURDIR)\n')"
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The AI SDK's own stream parser, for the tests that check our streams against it (needs npm).
+tests/node/node_modules/.installed: tests/node/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/node && npm install --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "npm not found: stream-protocol tests against the ai package will be skipped"; fi
+
+node-deps: tests/node/node_modules/.installed
+
+dev: setup
+	$(PY) -m lib.cli migrate
+	PORT=$(PORT) $(PY) -m lib.cli serve
+
+test: setup node-deps
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check api lib tests bench
+
+bench: setup
+	$(PY) bench/run.py
+
+bench-full: setup
+	$(PY) bench/run.py --full
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/node/node_modules

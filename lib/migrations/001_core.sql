@@ -1,0 +1,2 @@
+-- Foundation: the extensions every later migration relies on.
+CREATE EXTENSION IF NOT EXISTS vector;

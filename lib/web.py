@@ -1,0 +1,463 @@
+"""The endpoint helper: turns typed handlers into one ASGI `app` per Vercel function.
+
+A function file declares `app = Endpoint("name")` and registers a handler per method:
+
+    @app.post(AskRequest)
+    async def ask(request: Request, body: AskRequest) -> dict: ...
+
+The helper owns everything at the edge: request ids, CORS and preflight, API-key auth, body
+limits, content types, JSON and multipart parsing, pydantic validation (unknown fields refused),
+the JSON error shape, streaming responses and one structured log line per request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from lib import errors
+from lib.config import ApiKey, Settings, get_settings
+from lib.logs import log, scrub
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+_EXPOSED_HEADERS = "x-request-id, x-vercel-ai-ui-message-stream, retry-after"
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    """A complete response body. Handlers may return one to set the status or headers."""
+
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, default=_json_default).encode()
+    return Response(body, status, dict(headers or {}))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "hex") and type(value).__name__ == "UUID":
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+@dataclass
+class StreamingResponse:
+    """A body sent chunk by chunk as the iterator yields (SSE, plain text). Nothing is buffered."""
+
+    chunks: AsyncIterator[bytes | str]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "text/plain; charset=utf-8"
+
+
+def sse_response(
+    events: AsyncIterator[Any], headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """Server-sent events: each item becomes `data: <json>\\n\\n` (strings are sent as they are)."""
+
+    async def encode() -> AsyncIterator[bytes]:
+        async for event in events:
+            payload = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+            yield f"data: {payload}\n\n".encode()
+
+    base = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
+    base.update(headers or {})
+    return StreamingResponse(encode(), 200, base, "text/event-stream; charset=utf-8")
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+@dataclass
+class UploadedFile:
+    """One file part of a multipart form."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Request:
+    """What a handler sees of the HTTP request, already authenticated and size-checked."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    request_id: str
+    settings: Settings
+    api_key: ApiKey | None = None
+    body: bytes = b""
+    form: dict[str, str] = field(default_factory=dict)
+    files: dict[str, UploadedFile] = field(default_factory=dict)
+    client_ip: str = ""
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+    def require_namespace(self, namespace: str) -> None:
+        """Refuse (403) when the caller's key is limited to other namespaces."""
+        if self.api_key is not None and not self.api_key.allows(namespace):
+            raise errors.Forbidden(f"this API key may not use namespace {namespace!r}")
+
+    @property
+    def caller(self) -> str:
+        """A stable, non-secret name for the caller, for rate limits and the ledger."""
+        if self.api_key is None:
+            return "anonymous"
+        import hashlib
+
+        return "key:" + hashlib.sha256(self.api_key.key.encode()).hexdigest()[:12]
+
+
+Handler = Callable[[Request, Any], Awaitable[Any]]
+
+
+@dataclass
+class _Route:
+    handler: Handler
+    model: Any
+    multipart: bool
+
+
+# --- the endpoint ---------------------------------------------------------------------------
+
+
+class Endpoint:
+    """An ASGI application serving one Vercel function.
+
+    `auth=False` opens the function to everyone (health); otherwise, when `API_KEYS` is set,
+    a valid `Authorization: Bearer <key>` is required, and in production with no keys configured
+    the function refuses to serve at all.
+    """
+
+    def __init__(self, name: str, *, auth: bool = True, max_body_bytes: int | None = None) -> None:
+        self.name = name
+        self.auth = auth
+        self.max_body_bytes = max_body_bytes
+        self.routes: dict[str, _Route] = {}
+
+    def route(self, method: str, model: Any = None, *, multipart: bool = False):
+        def register(handler: Handler) -> Handler:
+            self.routes[method.upper()] = _Route(handler, model, multipart)
+            return handler
+
+        return register
+
+    def get(self, model: Any = None):
+        return self.route("GET", model)
+
+    def post(self, model: Any = None, *, multipart: bool = False):
+        return self.route("POST", model, multipart=multipart)
+
+    def delete(self, model: Any = None):
+        return self.route("DELETE", model)
+
+    # ASGI entry point
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming_id = headers.get("x-request-id", "")
+        request_id = incoming_id if _REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
+        method = scope["method"].upper()
+        outcome = {"status": 500, "error_code": None}
+        extra_headers = {"x-request-id": request_id}
+        try:
+            settings = get_settings()
+            extra_headers.update(_cors_headers(settings, headers.get("origin")))
+            response = await self._dispatch(scope, receive, method, headers, request_id, settings)
+        except errors.ApiError as exc:
+            outcome["error_code"] = exc.code
+            if exc.status >= 500:
+                log("error", "request_failed", request_id=request_id, code=exc.code,
+                    detail=scrub(repr(exc.__cause__ or exc)))
+            response = json_response(exc.body(request_id), exc.status, exc.headers)
+        except Exception as exc:  # noqa: BLE001 - the edge turns every fault into JSON
+            outcome["error_code"] = "internal_error"
+            log("error", "unhandled_exception", request_id=request_id, path=scope.get("path"),
+                exception=type(exc).__name__, detail=scrub(_traceback(exc)))
+            err = errors.ApiError("internal error; see the server log for this request id")
+            response = json_response(err.body(request_id), 500)
+        response.headers.update(extra_headers)
+        outcome["status"] = response.status
+        try:
+            await _send_response(send, response, request_id)
+        finally:
+            log("info", "request", method=method, path=scope.get("path", ""),
+                status=outcome["status"], duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                request_id=request_id, function=self.name, **({"error_code": outcome["error_code"]}
+                                                              if outcome["error_code"] else {}))
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, method: str, headers: dict[str, str],
+        request_id: str, settings: Settings,
+    ) -> Response | StreamingResponse:
+        origin = headers.get("origin")
+        if method == "OPTIONS":
+            return _preflight(settings, origin, headers, self.routes)
+        if origin and settings.allowed_origins and not _origin_allowed(settings, origin):
+            raise errors.Forbidden(f"origin {origin!r} is not in ALLOWED_ORIGINS", code="origin_not_allowed")
+        route = self.routes.get(method) or (self.routes.get("GET") if method == "HEAD" else None)
+        if route is None:
+            allowed = ", ".join(sorted(set(self.routes) | {"OPTIONS"}))
+            raise errors.MethodNotAllowed(
+                f"{method} is not allowed on /api/{self.name}; use {allowed}",
+                headers={"allow": allowed},
+            )
+        api_key = self._authenticate(settings, headers)
+        request = Request(
+            method=method,
+            path=scope.get("path", ""),
+            headers=headers,
+            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+            request_id=request_id,
+            settings=settings,
+            api_key=api_key,
+            client_ip=(scope.get("client") or ("", 0))[0] or "",
+        )
+        body: Any = None
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            request.body = await _read_body(receive, headers, self.max_body_bytes or settings.max_body_bytes)
+            data = _parse_body(request, route)
+        else:
+            data = dict(request.query)
+        if route.model is not None:
+            body = _validate(route.model, data)
+        elif data:
+            body = data
+        result = await route.handler(request, body)
+        if isinstance(result, (Response, StreamingResponse)):
+            return result
+        return json_response(result)
+
+    def _authenticate(self, settings: Settings, headers: dict[str, str]) -> ApiKey | None:
+        if not self.auth:
+            return None
+        if not settings.api_keys:
+            if settings.is_production:
+                raise errors.ConfigurationError(
+                    "API_KEYS is not set on a production deployment; refusing to serve "
+                    "unauthenticated requests"
+                )
+            return None
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise errors.Unauthorized(
+                "missing API key: send Authorization: Bearer <key>",
+                headers={"www-authenticate": "Bearer"},
+            )
+        match = None
+        for candidate in settings.api_keys:
+            # compare every key, in constant time, so timing says nothing about which matched
+            if hmac.compare_digest(candidate.key.encode(), token.encode()):
+                match = candidate
+        if match is None:
+            raise errors.Unauthorized("invalid API key", headers={"www-authenticate": "Bearer"})
+        return match
+
+
+# --- edge helpers ---------------------------------------------------------------------------
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _origin_allowed(settings: Settings, origin: str) -> bool:
+    return "*" in settings.allowed_origins or origin in settings.allowed_origins
+
+
+def _cors_headers(settings: Settings, origin: str | None) -> dict[str, str]:
+    if not origin or not _origin_allowed(settings, origin):
+        return {}
+    return {
+        "access-control-allow-origin": origin,
+        "access-control-allow-credentials": "true",
+        "access-control-expose-headers": _EXPOSED_HEADERS,
+        "vary": "origin",
+    }
+
+
+def _preflight(settings: Settings, origin: str | None, headers: dict[str, str], routes: dict) -> Response:
+    allowed_methods = ", ".join(sorted(set(routes) | {"OPTIONS"}))
+    if not origin:
+        return Response(b"", 204, {"allow": allowed_methods})
+    if not _origin_allowed(settings, origin):
+        raise errors.Forbidden(f"origin {origin!r} is not in ALLOWED_ORIGINS", code="origin_not_allowed")
+    requested = headers.get("access-control-request-headers") or "authorization, content-type"
+    return Response(
+        b"",
+        204,
+        {
+            "access-control-allow-methods": allowed_methods,
+            "access-control-allow-headers": requested,
+            "access-control-max-age": "600",
+        },
+    )
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise errors.PayloadTooLarge(
+            f"request body is {int(declared)} bytes; the limit is {limit} bytes",
+            details={"limit_bytes": limit},
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise errors.BadRequest("client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(
+                f"request body is over the limit of {limit} bytes", details={"limit_bytes": limit}
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _parse_body(request: Request, route: _Route) -> dict[str, Any]:
+    raw = request.body
+    content_type = request.header("content-type").split(";")[0].strip().lower()
+    if not raw.strip():
+        return {}
+    if content_type == "multipart/form-data" and route.multipart:
+        request.form, request.files = _parse_multipart(request.header("content-type"), raw)
+        return dict(request.form)
+    if content_type not in ("application/json", "") and not content_type.endswith("+json"):
+        accepted = "application/json" + (" or multipart/form-data" if route.multipart else "")
+        raise errors.UnsupportedMediaType(
+            f"content type {content_type!r} is not accepted here; send {accepted}"
+        )
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.BadRequest(f"malformed JSON in request body: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise errors.BadRequest("request body must be a JSON object", code="invalid_json")
+    return data
+
+
+def _parse_multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, UploadedFile]]:
+    # The stdlib email parser reads MIME multipart correctly; imported only for uploads.
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    if "boundary=" not in content_type:
+        raise errors.BadRequest("multipart/form-data without a boundary", code="invalid_multipart")
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    if not message.is_multipart():
+        raise errors.BadRequest("malformed multipart/form-data body", code="invalid_multipart")
+    form: dict[str, str] = {}
+    files: dict[str, UploadedFile] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files[name] = UploadedFile(filename, part.get_content_type(), payload)
+        else:
+            charset = part.get_content_charset() or "utf-8"
+            form[name] = payload.decode(charset, errors="replace")
+    return form, files
+
+
+def _validate(model: Any, data: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = []
+        for err in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown field"
+            details.append({"field": where, "message": message, "type": err["type"]})
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        raise errors.ValidationFailed(f"invalid request: {summary}", details=details) from None
+
+
+async def _send_response(send: Send, response: Response | StreamingResponse, request_id: str) -> None:
+    headers = dict(response.headers)
+    headers.setdefault("content-type", response.media_type)
+    if isinstance(response, Response):
+        headers["content-length"] = str(len(response.body))
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": _encode_headers(headers)})
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    await send({"type": "http.response.start", "status": response.status,
+                "headers": _encode_headers(headers)})
+    try:
+        async for chunk in response.chunks:
+            data = chunk.encode() if isinstance(chunk, str) else chunk
+            if data:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+    except Exception as exc:  # noqa: BLE001 - headers are gone; log and close the stream
+        log("error", "stream_failed", request_id=request_id, exception=type(exc).__name__,
+            detail=scrub(_traceback(exc)))
+    finally:
+        close = getattr(response.chunks, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001
+                pass
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]
+
+
+def _traceback(exc: BaseException) -> str:
+    import traceback
+
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]

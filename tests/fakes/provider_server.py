@@ -1,0 +1,307 @@
+"""A fake LLM provider: a real HTTP server on loopback speaking the providers' wire formats.
+
+The official SDKs reach it through their base-URL settings, so tests exercise the same HTTP,
+SSE parsing and error mapping as production. Tests script what it answers next:
+
+    fake.queue(Reply(status=429, headers={"retry-after": "0"}), Reply(text="hi"))
+
+With nothing queued it answers a short successful reply. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """What the fake answers to one request.
+
+    status/json: an error or a raw body; text/tool_calls/finish_reason/usage: a normal answer in
+    the route's own format; delay_s: wait before answering (timeouts); cut_after: in a stream,
+    close the connection after this many content events (a stream cut off midway).
+    """
+
+    status: int = 200
+    text: str | None = None
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] | None = None  # [{"id", "name", "arguments": dict}]
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None  # {"input": n, "output": n, "cached": n}
+    delay_s: float = 0.0
+    cut_after: int | None = None
+    model: str | None = None
+    chunk_delay_s: float = 0.0
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def fake_embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector per text, so cache and order tests can compare values."""
+    digest = hashlib.sha256(text.encode()).digest()
+    values = [((digest[i % len(digest)] + i * 31) % 255) / 255.0 - 0.5 for i in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
+
+
+class FakeProvider:
+    """The server and its script. Route handlers are registered per path suffix."""
+
+    def __init__(self) -> None:
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[RecordedRequest] = []
+        self.routes: dict[str, Callable[[Any, RecordedRequest, Reply], None]] = {}
+        self.default_text = "Hello from the fake provider."
+        self._server: ThreadingHTTPServer | None = None
+        register_openai_routes(self)
+
+    # --- script ------------------------------------------------------------------------------
+    def queue(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+
+    def next_reply(self) -> Reply:
+        with self._lock:
+            return self._replies.popleft() if self._replies else Reply()
+
+    def requests_to(self, suffix: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith(suffix)]
+
+    # --- server ------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeProvider:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                provider._handle(self)
+
+            def do_POST(self) -> None:
+                provider._handle(self)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        path = handler.path.split("?")[0]
+        recorded = RecordedRequest(handler.command, path, {k.lower(): v for k, v in handler.headers.items()}, body)
+        with self._lock:
+            self.requests.append(recorded)
+        reply = self.next_reply()
+        if reply.delay_s:
+            time.sleep(reply.delay_s)
+        if reply.status >= 400 or reply.json is not None:
+            payload = reply.json if reply.json is not None else {
+                "error": {"message": f"fake error {reply.status}", "type": "fake_error", "code": None}
+            }
+            send_json(handler, reply.status, payload, reply.headers)
+            return
+        for suffix, route in self.routes.items():
+            if path.endswith(suffix):
+                route(handler, recorded, reply)
+                return
+        send_json(handler, 404, {"error": {"message": f"no fake route for {path}"}})
+
+
+# --- wire helpers -----------------------------------------------------------------------------
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(data)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+class StreamWriter:
+    """Writes an SSE response with chunked transfer encoding; `cut()` drops the connection."""
+
+    def __init__(self, handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        self.handler = handler
+        self.reply = reply
+        self.sent = 0
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("transfer-encoding", "chunked")
+        for key, value in reply.headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+
+    def _write(self, text: str) -> None:
+        data = text.encode()
+        self.handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.handler.wfile.flush()
+
+    def event(self, payload: Any, event: str | None = None, counts: bool = True) -> bool:
+        """Send one event; returns False once the script says to cut the stream here."""
+        if counts and self.reply.cut_after is not None and self.sent >= self.reply.cut_after:
+            self.cut()
+            return False
+        if self.reply.chunk_delay_s:
+            time.sleep(self.reply.chunk_delay_s)
+        prefix = f"event: {event}\n" if event else ""
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        self._write(f"{prefix}data: {data}\n\n")
+        if counts:
+            self.sent += 1
+        return True
+
+    def cut(self) -> None:
+        # close without the terminating chunk: the client sees a broken stream
+        self.handler.close_connection = True
+        try:
+            self.handler.wfile.flush()
+            self.handler.connection.shutdown(2)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.handler.wfile.write(b"0\r\n\r\n")
+        self.handler.wfile.flush()
+
+
+def words(text: str) -> list[str]:
+    parts = text.split(" ")
+    return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]
+
+
+# --- OpenAI-compatible routes (OpenAI, Gemini, OpenRouter, Ollama, vLLM) -----------------------
+
+
+def _openai_usage(reply: Reply, body: dict[str, Any], text: str) -> dict[str, Any]:
+    usage = reply.usage or {}
+    prompt = usage.get("input", max(1, len(json.dumps(body.get("messages", ""))) // 4))
+    completion = usage.get("output", max(1, len(text.split())))
+    result: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                              "total_tokens": prompt + completion}
+    if "cached" in usage:
+        result["prompt_tokens_details"] = {"cached_tokens": usage["cached"]}
+    return result
+
+
+def _openai_chat(handler: BaseHTTPRequestHandler, req: RecordedRequest, reply: Reply, provider: FakeProvider) -> None:
+    body = req.body or {}
+    model = reply.model or body.get("model", "fake-model")
+    text = reply.text if reply.text is not None else ("" if reply.tool_calls else provider.default_text)
+    finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+    tool_calls = [
+        {"id": tc.get("id", f"call_{i}"), "type": "function",
+         "function": {"name": tc["name"], "arguments": json.dumps(tc.get("arguments", {}))}}
+        for i, tc in enumerate(reply.tool_calls or [])
+    ]
+    created = int(time.time())
+    if not body.get("stream"):
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        send_json(handler, 200, {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": _openai_usage(reply, body, text),
+        }, reply.headers)
+        return
+    stream = StreamWriter(handler, reply)
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": created, "model": model}
+    if not stream.event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                              "finish_reason": None}]}, counts=False):
+        return
+    for piece in words(text) if text else []:
+        if not stream.event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}):
+            return
+    for i, tc in enumerate(tool_calls):
+        args = tc["function"]["arguments"]
+        half = len(args) // 2
+        first = {"index": i, "id": tc["id"], "type": "function",
+                 "function": {"name": tc["function"]["name"], "arguments": args[:half]}}
+        if not stream.event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}]}):
+            return
+        rest = {"index": i, "function": {"arguments": args[half:]}}
+        if not stream.event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [rest]}, "finish_reason": None}]}):
+            return
+    stream.event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}, counts=False)
+    if (body.get("stream_options") or {}).get("include_usage"):
+        stream.event({**base, "choices": [], "usage": _openai_usage(reply, body, text)}, counts=False)
+    stream.event("[DONE]", counts=False)
+    stream.close()
+
+
+def _openai_embeddings(handler: BaseHTTPRequestHandler, req: RecordedRequest, reply: Reply, provider: FakeProvider) -> None:
+    body = req.body or {}
+    inputs = body.get("input", [])
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    dimensions = int(body.get("dimensions") or 1536)
+    data = []
+    for i, text in enumerate(inputs):
+        vector = fake_embedding(str(text), dimensions)
+        if body.get("encoding_format") == "base64":
+            encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        else:
+            encoded = vector
+        data.append({"object": "embedding", "index": i, "embedding": encoded})
+    tokens = sum(max(1, len(str(t).split())) for t in inputs)
+    send_json(handler, 200, {
+        "object": "list", "data": data, "model": body.get("model", "fake-embedding"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }, reply.headers)
+
+
+def _openai_models(handler: BaseHTTPRequestHandler, req: RecordedRequest, reply: Reply, provider: FakeProvider) -> None:
+    send_json(handler, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+
+def register_openai_routes(provider: FakeProvider) -> None:
+    provider.routes["/chat/completions"] = lambda h, r, rep: _openai_chat(h, r, rep, provider)
+    provider.routes["/embeddings"] = lambda h, r, rep: _openai_embeddings(h, r, rep, provider)
+    provider.routes["/models"] = lambda h, r, rep: _openai_models(h, r, rep, provider)
