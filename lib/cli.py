@@ -80,8 +80,6 @@ async def call_app(
 
     raw = json.dumps(body).encode() if body is not None else b""
     all_headers = {"content-type": "application/json", **(headers or {})}
-    if os.environ.get("API_KEYS") and "authorization" not in all_headers:
-        all_headers["authorization"] = "Bearer " + os.environ["API_KEYS"].split(",")[0].split(":")[0]
     scope = {
         "type": "http", "method": method, "path": f"/api/{getattr(app, 'name', '')}",
         "query_string": urlencode(query or {}).encode(), "client": ("127.0.0.1", 0),
@@ -133,7 +131,12 @@ def run_function(app: Any, argv: list[str] | None = None) -> None:
 
         try:
             streaming = bool(body and body.get("stream"))
-            return await call_app(app, method, body, query, on_chunk=stream if streaming else None)
+            headers = {}
+            # the command line acts as the operator: it uses the first configured key, if any
+            if os.environ.get("API_KEYS"):
+                headers["authorization"] = "Bearer " + os.environ["API_KEYS"].split(",")[0].split(":")[0]
+            return await call_app(app, method, body, query, headers=headers,
+                                  on_chunk=stream if streaming else None)
         finally:
             await db.close_pools()
 

