@@ -25,9 +25,10 @@ tests/node/node_modules/.installed: tests/node/package.json
 
 node-deps: tests/node/node_modules/.installed
 
+# .env (if present) is exported for the local server, as Next.js does for its own.
 dev: setup
-	$(PY) -m lib.cli migrate
-	PORT=$(PORT) $(PY) -m lib.cli serve
+	set -a; [ ! -f .env ] || . ./.env; set +a; \
+	$(PY) -m lib.cli migrate && PORT=$(PORT) $(PY) -m lib.cli serve --port $(PORT)
 
 test: setup node-deps
 	$(PY) -m pytest -q
