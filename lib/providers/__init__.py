@@ -1,0 +1,148 @@
+"""The provider registry: models are named `provider/model`, and the prefix picks the provider.
+
+Each provider is data (`ProviderSpec`): the wire format it speaks, where its key and base URL come
+from, the header a caller may use to bring its own key, and what it can do. Adapters are imported
+only when a request uses them, so importing this package costs nothing.
+
+    spec, model = resolve_model("anthropic/claude-haiku-4-5")
+    client = openai_client("openai", settings)  # shared with the embeddings code
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lib import errors
+from lib.config import Settings
+from lib.providers.types import Adapter, Target
+
+if TYPE_CHECKING:
+    import openai
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What we know about one provider, as data."""
+
+    name: str
+    wire: str  # the adapter module in lib/providers/: openai_wire | anthropic_wire | groq_wire | local
+    key_setting: str | None  # the Settings field holding the operator's key
+    base_url_setting: str | None
+    key_env: str  # for error messages and docs
+    byok_header: str | None  # the header a caller may send its own key in (ALLOW_BYOK=1)
+    needs_key: bool = True
+    supports_tools: bool = True
+    supports_json_schema: bool = True
+    usage_in_stream: bool = True  # ask for usage in the last stream chunk (stream_options)
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec("openai", "openai_wire", "openai_api_key", "openai_base_url", "OPENAI_API_KEY",
+                     "x-openai-api-key"),
+        ProviderSpec("anthropic", "anthropic_wire", "anthropic_api_key", "anthropic_base_url",
+                     "ANTHROPIC_API_KEY", "x-anthropic-api-key"),
+        ProviderSpec("groq", "groq_wire", "groq_api_key", "groq_base_url", "GROQ_API_KEY", "x-groq-api-key"),
+        ProviderSpec("google", "openai_wire", "gemini_api_key", "gemini_base_url", "GEMINI_API_KEY",
+                     "x-gemini-api-key"),
+        ProviderSpec("openrouter", "openai_wire", "openrouter_api_key", "openrouter_base_url",
+                     "OPENROUTER_API_KEY", "x-openrouter-api-key"),
+        ProviderSpec("compat", "openai_wire", "compat_api_key", "compat_base_url",
+                     "OPENAI_COMPATIBLE_API_KEY", "x-compat-api-key", needs_key=False,
+                     supports_json_schema=False),
+        ProviderSpec("local", "local", None, None, "", None, needs_key=False),
+    )
+}
+ALIASES = {"gemini": "google", "ollama": "compat", "vllm": "compat", "lmstudio": "compat"}
+
+
+def resolve_model(name: str) -> tuple[ProviderSpec, str]:
+    """`openrouter/meta-llama/llama-3-8b` -> (the openrouter spec, 'meta-llama/llama-3-8b')."""
+    prefix, sep, model = name.partition("/")
+    spec = PROVIDERS.get(ALIASES.get(prefix, prefix))
+    if not sep or not model or spec is None:
+        known = ", ".join(f"{p}/..." for p in PROVIDERS)
+        raise errors.field_error("model", f"{name!r} is not a known model; name it provider/model, one of {known}")
+    return spec, model
+
+
+def adapter_for(spec: ProviderSpec) -> Adapter:
+    """The adapter module for this provider's wire format, imported on first use."""
+    module = importlib.import_module(f"lib.providers.{spec.wire}")
+    return module.ADAPTER
+
+
+def target_for(spec: ProviderSpec, model: str, settings: Settings, *, timeout_s: float,
+               byok_key: str | None = None) -> Target:
+    """Key and base URL for one attempt; a 503 naming the variable when the key is missing."""
+    key = byok_key or (getattr(settings, spec.key_setting) if spec.key_setting else "")
+    base_url = (getattr(settings, spec.base_url_setting) if spec.base_url_setting else "") or None
+    if spec.needs_key and not key:
+        raise errors.ConfigurationError(
+            f"{spec.name} is not configured: set {spec.key_env} to use {spec.name}/{model}",
+            code="provider_not_configured")
+    if spec.name == "compat" and not base_url:
+        raise errors.ConfigurationError(
+            "compat/... models need OPENAI_COMPATIBLE_BASE_URL (e.g. http://localhost:11434/v1 for Ollama)",
+            code="provider_not_configured")
+    return Target(spec.name, model, key or "unused", base_url, timeout_s, byok=bool(byok_key))
+
+
+# --- shared OpenAI SDK clients -------------------------------------------------------------------
+
+OPENAI_WIRE_PROVIDERS = ("openai", "google", "openrouter", "compat")
+# Clients hold an HTTP connection pool bound to one event loop: one client per (loop, target).
+_clients: dict[tuple[Any, ...], Any] = {}
+
+
+def openai_client(provider: str, settings: Settings, *, api_key: str | None = None,
+                  timeout_s: float | None = None) -> openai.AsyncOpenAI:
+    """A lazily built `openai.AsyncOpenAI` for an OpenAI-wire provider (openai, google/gemini,
+    openrouter, compat), with the SDK's retries off: `lib/retry.py` is the only retry loop.
+
+    A caller's own key (`api_key`) gets a fresh client that is never cached.
+    """
+    spec = PROVIDERS.get(ALIASES.get(provider, provider))
+    if spec is None or spec.name not in OPENAI_WIRE_PROVIDERS:
+        raise ValueError(f"{provider!r} does not speak the OpenAI wire format")
+    target = target_for(spec, "-", settings, timeout_s=timeout_s or settings.request_timeout_s,
+                        byok_key=api_key)
+    return client_for_target(target)
+
+
+def client_for_target(target: Target) -> openai.AsyncOpenAI:
+    import openai
+
+    def build() -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(api_key=target.api_key, base_url=target.base_url,
+                                  timeout=target.timeout_s, max_retries=0)
+
+    if target.byok:
+        return build()
+    key = (_loop_id(), target.provider, target.api_key, target.base_url, target.timeout_s)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = build()
+    return client
+
+
+def cached_client(kind: str, target: Target, build: Any) -> Any:
+    """The per-(loop, target) client cache, for the other SDKs' adapters."""
+    if target.byok:
+        return build()
+    key = (_loop_id(), kind, target.provider, target.api_key, target.base_url, target.timeout_s)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = build()
+    return client
+
+
+def _loop_id() -> int:
+    try:
+        return id(asyncio.get_running_loop())
+    except RuntimeError:
+        return 0
