@@ -1,0 +1,136 @@
+"""BM25 in SQL: scores match a hand-computed example, and stay right after delete and replace."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from lib import db
+from lib.config import Settings
+from lib.search import SearchOptions, keyword_ranking, search
+
+SETTINGS = Settings(bm25_k1=1.2, bm25_b=0.75)
+
+
+def run(coro_fn):
+    async def wrapped():
+        try:
+            return await coro_fn()
+        finally:
+            await db.close_pools()
+
+    return asyncio.run(wrapped())
+
+
+async def add_document(conn, namespace: str, source: str, texts: list[str]) -> str:
+    cur = await conn.execute(
+        "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model)"
+        " VALUES (%s, %s, 'text/plain', %s, 'local/hash-8') RETURNING id::text",
+        (namespace, source, source),
+    )
+    document_id = (await cur.fetchone())[0]
+    for position, text in enumerate(texts):
+        await conn.execute(
+            "INSERT INTO chunks (document_id, namespace, position, text, content_hash, token_count,"
+            " char_start, char_end, embedding_model) VALUES (%s, %s, %s, %s, 'h', 3, 0, %s, 'local/hash-8')",
+            (document_id, namespace, position, text, len(text)),
+        )
+    return document_id
+
+
+def bm25(tf: int, length: int, df: int, n: int, avgdl: float, k1: float = 1.2, b: float = 0.75) -> float:
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avgdl))
+
+
+async def scores(conn, namespace: str, query: str, **kw) -> dict[str, float]:
+    ranking = await keyword_ranking(conn, query, SearchOptions(namespace=namespace, **kw), 10, SETTINGS)
+    cur = await conn.execute("SELECT id, text FROM chunks WHERE id = ANY(%s)", ([c for c, _ in ranking],))
+    text_of = dict(await cur.fetchall())
+    return {text_of[chunk_id]: score for chunk_id, score in ranking}
+
+
+def test_scores_match_a_hand_computed_example(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            # lexemes: cat chase mice (3) | cat cat sleep (3) | dog bark loud night (4): N=3, avgdl=10/3
+            await add_document(conn, "zoo", "a.txt", ["Cats chase mice", "cats, cats sleep"])
+            await add_document(conn, "zoo", "b.txt", ["Dogs bark loudly at night"])
+            await add_document(conn, "elsewhere", "c.txt", ["cats everywhere cats"])
+            found = await scores(conn, "zoo", "the cats")
+            barking = await scores(conn, "zoo", "barking dogs")
+        return found, barking
+
+    found, barking = run(main)
+    # hand computation: idf(cat) = ln(1 + (3 - 2 + 0.5) / (2 + 0.5)) = ln(1.6) = 0.470004
+    # "Cats chase mice": tf 1, |D| 3 -> 0.470004 * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 0.9)) = 0.490052
+    # "cats, cats sleep": tf 2, |D| 3 -> 0.470004 * 4.4 / (2 + 1.11) = 0.664958
+    assert found == pytest.approx({"Cats chase mice": 0.490052, "cats, cats sleep": 0.664958}, abs=1e-5)
+    assert list(found) == ["cats, cats sleep", "Cats chase mice"]
+    assert found["Cats chase mice"] == pytest.approx(bm25(1, 3, 2, 3, 10 / 3))
+    # both query terms in one chunk: idf(dog) = idf(bark) = ln(1 + 2.5 / 1.5)
+    expected = 2 * bm25(1, 4, 1, 3, 10 / 3)
+    assert barking == pytest.approx({"Dogs bark loudly at night": expected})
+
+
+def test_statistics_follow_delete_and_replace(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            await add_document(conn, "farm", "a.txt", ["cows graze", "cows cows moo loudly"])
+            b_id = await add_document(conn, "farm", "b.txt", ["sheep graze on the hill"])
+            before = await scores(conn, "farm", "graze")
+            # delete a whole document (chunks go by cascade)
+            async with conn.transaction():
+                await conn.execute("DELETE FROM documents WHERE id = %s", (b_id,))
+            after_delete = await scores(conn, "farm", "graze")
+            # replace a chunk's text in place, as a re-ingest that keeps positions would
+            async with conn.transaction():
+                await conn.execute("UPDATE chunks SET text = 'goats graze and graze' WHERE text = 'cows graze'")
+            after_replace = await scores(conn, "farm", "graze")
+            # a re-embedding does not touch the statistics
+            await conn.execute("UPDATE chunks SET embedding_model = 'other'")
+            cur = await conn.execute("SELECT sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'farm'")
+            stats_after_reembed = await cur.fetchone()
+            cur = await conn.execute("SELECT compact_keyword_stats()")
+            await cur.fetchone()
+            cur = await conn.execute("SELECT count(*), sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'farm'")
+            compacted = await cur.fetchone()
+            cur = await conn.execute("SELECT count(*) FROM chunk_terms WHERE namespace = 'farm'")
+            postings = (await cur.fetchone())[0]
+        return before, after_delete, after_replace, stats_after_reembed, compacted, postings
+
+    before, after_delete, after_replace, stats, compacted, postings = run(main)
+    # before: cow graze (2) | cow cow moo loud (4) | sheep graze hill (3): N=3, avgdl=3
+    assert before == pytest.approx({"cows graze": bm25(1, 2, 2, 3, 3.0),
+                                    "sheep graze on the hill": bm25(1, 3, 2, 3, 3.0)})
+    # after deleting b.txt: N=2, avgdl=3, df(graze)=1
+    assert after_delete == pytest.approx({"cows graze": bm25(1, 2, 1, 2, 3.0)})
+    # after replacing: goat graze graze (3) | cow cow moo loud (4): N=2, avgdl=3.5
+    assert after_replace == pytest.approx({"goats graze and graze": bm25(2, 3, 1, 2, 3.5)})
+    assert tuple(stats) == (2, 7)
+    assert tuple(compacted) == (1, 2, 7)
+    assert postings == 2 + 3  # goat graze | cow moo loud
+
+
+def test_keyword_search_returns_hits_with_document_fields(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            await add_document(conn, "docs", "guide.md", ["Install the package with pip", "Run the server"])
+            return await search(conn, "how to install", SearchOptions(namespace="docs", mode="keyword",
+                                                                        top_k=3), SETTINGS)
+
+    hits = run(main)
+    assert [h.text for h in hits] == ["Install the package with pip"]
+    hit = hits[0].to_json()
+    assert hit["source"] == "guide.md" and hit["position"] == 0 and hit["scores"]["keyword"] > 0
+
+
+def test_a_query_of_stop_words_finds_nothing(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            await add_document(conn, "stop", "a.txt", ["the and of"])
+            return await scores(conn, "stop", "the of")
+
+    assert run(main) == {}
