@@ -20,7 +20,7 @@ setup: $(VENV)/.installed
 # The AI SDK's own stream parser, for the tests that check our streams against it (needs npm).
 tests/node/node_modules/.installed: tests/node/package.json
 	@if command -v npm >/dev/null 2>&1; then \
-		cd tests/node && npm install --no-audit --no-fund --silent && touch node_modules/.installed; \
+		cd tests/node && npm install --no-audit --no-fund --silent && mkdir -p node_modules && touch node_modules/.installed; \
 	else echo "npm not found: stream-protocol tests against the ai package will be skipped"; fi
 
 node-deps: tests/node/node_modules/.installed
