@@ -1,0 +1,56 @@
+"""Embeddings over the OpenAI wire format: OpenAI, Gemini and OpenRouter's compatible endpoints,
+and any OpenAI-compatible server (Ollama, vLLM, LM Studio) as `compat/<model>`.
+
+The client comes from the provider registry (`lib.providers.openai_client`), shared with chat and
+built with the SDK's retries off; `lib/embedding.py` runs the retry loop and the ledger.
+Vectors are asked for as base64 float32, a quarter of the JSON size, and decoded here.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from typing import Any
+
+from lib.config import Settings
+from lib.embedders import EmbeddedBatch, EmbeddingModel
+from lib.tokens import count_tokens
+
+
+def decode_vector(value: Any) -> list[float]:
+    if isinstance(value, str):
+        floats = array("f", base64.b64decode(value))
+        if sys.byteorder != "little":
+            floats.byteswap()
+        return floats.tolist()
+    return [float(v) for v in value]
+
+
+def encode_vector(vector: list[float]) -> str:
+    """The OpenAI base64 encoding: little-endian float32."""
+    floats = array("f", vector)
+    if sys.byteorder != "little":
+        floats.byteswap()
+    return base64.b64encode(floats.tobytes()).decode()
+
+
+class OpenAIEmbedder:
+    def __init__(self, spec: EmbeddingModel, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+
+    async def embed(self, texts: list[str]) -> EmbeddedBatch:
+        from lib.providers import openai_client
+
+        client = openai_client(self.spec.provider, self.settings)
+        options: dict[str, Any] = {"model": self.spec.model, "input": texts, "encoding_format": "base64"}
+        if self.spec.requested_dimensions:
+            options["dimensions"] = self.spec.requested_dimensions
+        response = await client.embeddings.create(**options)
+        rows = sorted(response.data, key=lambda d: d.index)
+        if len(rows) != len(texts):
+            raise ValueError(f"the provider returned {len(rows)} embeddings for {len(texts)} inputs")
+        usage = getattr(response, "usage", None)
+        tokens = getattr(usage, "prompt_tokens", None) or sum(count_tokens(t) for t in texts)
+        return EmbeddedBatch([decode_vector(row.embedding) for row in rows], int(tokens))
