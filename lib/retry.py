@@ -16,7 +16,6 @@ so this module imports no provider SDK and works for openai, anthropic, groq and
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import random
 import time
@@ -189,7 +188,7 @@ async def call_with_retries(
     *,
     deadline: float | None = None,
     on_failure: OnFailure | None = None,
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
 ) -> T:
     """Run `call(attempt)` (attempt counts from 1) until it succeeds or may not be retried.
 
@@ -198,6 +197,9 @@ async def call_with_retries(
     usage ledger). Raises `ProviderCallFailed` carrying the last failure; the original
     exception is its `__cause__`.
     """
+    import asyncio
+
+    sleep = sleep or asyncio.sleep
     attempt = 0
     while True:
         attempt += 1

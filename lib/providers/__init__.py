@@ -10,7 +10,6 @@ only when a request uses them, so importing this package costs nothing.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,13 +36,15 @@ class ProviderSpec:
     supports_tools: bool = True
     supports_json_schema: bool = True
     usage_in_stream: bool = True  # ask for usage in the last stream chunk (stream_options)
+    max_tokens_field: str = "max_tokens"
+    models: tuple[str, ...] | None = None  # the only models it serves; None: whatever the provider has
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec("openai", "openai_wire", "openai_api_key", "openai_base_url", "OPENAI_API_KEY",
-                     "x-openai-api-key"),
+                     "x-openai-api-key", max_tokens_field="max_completion_tokens"),
         ProviderSpec("anthropic", "anthropic_wire", "anthropic_api_key", "anthropic_base_url",
                      "ANTHROPIC_API_KEY", "x-anthropic-api-key"),
         ProviderSpec("groq", "groq_wire", "groq_api_key", "groq_base_url", "GROQ_API_KEY", "x-groq-api-key"),
@@ -54,19 +55,23 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("compat", "openai_wire", "compat_api_key", "compat_base_url",
                      "OPENAI_COMPATIBLE_API_KEY", "x-compat-api-key", needs_key=False,
                      supports_json_schema=False),
-        ProviderSpec("local", "local", None, None, "", None, needs_key=False),
+        ProviderSpec("local", "local", None, None, "", None, needs_key=False, supports_tools=False,
+                     models=("echo",)),
     )
 }
 ALIASES = {"gemini": "google", "ollama": "compat", "vllm": "compat", "lmstudio": "compat"}
 
 
-def resolve_model(name: str) -> tuple[ProviderSpec, str]:
+def resolve_model(name: str, field: str = "model") -> tuple[ProviderSpec, str]:
     """`openrouter/meta-llama/llama-3-8b` -> (the openrouter spec, 'meta-llama/llama-3-8b')."""
     prefix, sep, model = name.partition("/")
     spec = PROVIDERS.get(ALIASES.get(prefix, prefix))
     if not sep or not model or spec is None:
         known = ", ".join(f"{p}/..." for p in PROVIDERS)
-        raise errors.field_error("model", f"{name!r} is not a known model; name it provider/model, one of {known}")
+        raise errors.field_error(field, f"{name!r} is not a known model; name it provider/model, one of {known}")
+    if spec.models is not None and model not in spec.models:
+        served = ", ".join(f"{spec.name}/{m}" for m in spec.models)
+        raise errors.field_error(field, f"{name!r} does not exist; {spec.name} serves {served}")
     return spec, model
 
 
@@ -89,7 +94,8 @@ def target_for(spec: ProviderSpec, model: str, settings: Settings, *, timeout_s:
         raise errors.ConfigurationError(
             "compat/... models need OPENAI_COMPATIBLE_BASE_URL (e.g. http://localhost:11434/v1 for Ollama)",
             code="provider_not_configured")
-    return Target(spec.name, model, key or "unused", base_url, timeout_s, byok=bool(byok_key))
+    return Target(spec.name, model, key or "unused", base_url, timeout_s, byok=bool(byok_key),
+                  max_tokens_field=spec.max_tokens_field, usage_in_stream=spec.usage_in_stream)
 
 
 # --- shared OpenAI SDK clients -------------------------------------------------------------------
@@ -142,6 +148,8 @@ def cached_client(kind: str, target: Target, build: Any) -> Any:
 
 
 def _loop_id() -> int:
+    import asyncio
+
     try:
         return id(asyncio.get_running_loop())
     except RuntimeError:

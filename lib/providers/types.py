@@ -11,6 +11,7 @@ It raises the SDK's own exceptions unchanged; `lib/retry.py` classifies them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,17 @@ class ToolCall:
     id: str
     name: str
     arguments: str = "{}"
+
+    def parsed_arguments(self) -> Any:
+        """The arguments as JSON, or the raw text when the model produced something else."""
+        try:
+            return json.loads(self.arguments or "{}")
+        except json.JSONDecodeError:
+            return self.arguments
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass
@@ -135,6 +147,8 @@ class Target:
     base_url: str | None
     timeout_s: float
     byok: bool = False
+    max_tokens_field: str = "max_tokens"  # OpenAI itself now wants max_completion_tokens
+    usage_in_stream: bool = True  # ask for usage in the last stream chunk (stream_options)
 
 
 class Adapter(Protocol):

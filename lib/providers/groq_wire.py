@@ -1,0 +1,49 @@
+"""Groq, through its own `groq` SDK. The wire format is OpenAI's Chat Completions (at
+`/openai/v1/chat/completions`), so the translation is shared with `openai_wire`; streamed usage
+may also arrive in Groq's own `x_groq.usage` field of the last chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from lib.providers import cached_client
+from lib.providers.openai_wire import read_chunks, read_completion, wire_params
+from lib.providers.types import ChatRequest, ChatResponse, StreamEvent, Target
+
+
+def groq_client(target: Target) -> Any:
+    def build() -> Any:
+        import groq
+
+        return groq.AsyncGroq(api_key=target.api_key, base_url=target.base_url,
+                              timeout=target.timeout_s, max_retries=0)
+
+    return cached_client("groq", target, build)
+
+
+async def _with_groq_usage(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for chunk in chunks:
+        extra = getattr(chunk, "x_groq", None)
+        if extra is not None and getattr(extra, "usage", None) and not getattr(chunk, "usage", None):
+            chunk.usage = extra.usage
+        yield chunk
+
+
+class GroqWire:
+    async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
+        completion = await groq_client(target).chat.completions.create(
+            **wire_params(request, target, stream=False))
+        return read_completion(completion)
+
+    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+        chunks = await groq_client(target).chat.completions.create(**wire_params(request, target, stream=True))
+        try:
+            async for event in read_chunks(_with_groq_usage(chunks)):
+                yield event
+        finally:
+            await chunks.close()
+
+
+ADAPTER = GroqWire()
