@@ -213,7 +213,9 @@ async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Setti
     from lib import db
 
     async with db.connect(settings) as conn:
-        cur = await conn.execute(
+        # binary results: float4 values arrive exactly as a fresh float32 answer decodes them
+        cur = conn.cursor(binary=True)
+        await cur.execute(
             "SELECT content_hash, embedding::real[] FROM embedding_cache"
             " WHERE model = %s AND dimensions = %s AND content_hash = ANY(%s)",
             (spec.name, spec.dimensions or 0, hashes),

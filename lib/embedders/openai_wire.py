@@ -37,13 +37,21 @@ def encode_vector(vector: list[float]) -> str:
 
 class OpenAIEmbedder:
     def __init__(self, spec: EmbeddingModel, settings: Settings) -> None:
+        from lib import errors
+        from lib.providers import PROVIDERS, openai_client
+
         self.spec = spec
-        self.settings = settings
+        try:  # built here, before any retry loop, so a missing key is a clear 503 at once
+            self.client = openai_client(spec.provider, settings)
+        except errors.ConfigurationError as exc:
+            provider = PROVIDERS[spec.provider]
+            variable = "OPENAI_COMPATIBLE_BASE_URL" if spec.provider == "compat" else provider.key_env
+            raise errors.ConfigurationError(
+                f"{spec.name} needs {variable}; or use the offline local/hash-384",
+                code="provider_not_configured") from exc
 
     async def embed(self, texts: list[str]) -> EmbeddedBatch:
-        from lib.providers import openai_client
-
-        client = openai_client(self.spec.provider, self.settings)
+        client = self.client
         options: dict[str, Any] = {"model": self.spec.model, "input": texts, "encoding_format": "base64"}
         if self.spec.requested_dimensions:
             options["dimensions"] = self.spec.requested_dimensions

@@ -1,0 +1,116 @@
+"""POST /api/embeddings: the OpenAI shape, the offline default, the cache, batching, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from lib import config
+from tests.fakes.provider_server import Reply, fake_embedding
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (
+        math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def test_offline_default_is_the_hashing_embedder(client) -> None:
+    response = client.post("/api/embeddings", json={"input": ["postgres connection pooling",
+                                                               "pooling postgres connections",
+                                                               "a recipe for banana bread"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list" and body["model"] == "local/hash-384"
+    vectors = [d["embedding"] for d in body["data"]]
+    assert [d["index"] for d in body["data"]] == [0, 1, 2]
+    assert all(len(v) == 384 for v in vectors)
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.2
+    assert body["cost_usd"] == 0
+    again = client.post("/api/embeddings", json={"input": "postgres connection pooling"}).json()
+    assert again["data"][0]["embedding"] == vectors[0]  # deterministic
+
+
+def test_openai_model_batches_caches_and_records_usage(client, fake_provider, env, database) -> None:
+    env(EMBEDDING_CONCURRENCY="2")
+    texts = [f"text number {i}" for i in range(5)]
+    body = {"input": texts, "model": "openai/text-embedding-3-small", "dimensions": 64}
+    first = client.post("/api/embeddings", json=body)
+    assert first.status_code == 200, first.text
+    data = first.json()
+    for item, text in zip(data["data"], texts, strict=True):
+        assert item["embedding"] == pytest.approx(fake_embedding(text, 64), abs=1e-6)
+    assert data["cached"] == 0 and data["embedded"] == 5 and data["model"] == "openai/text-embedding-3-small@64"
+    assert data["usage"]["prompt_tokens"] == 15
+    assert data["cost_usd"] == pytest.approx(15 * 0.02 / 1e6)
+    sent = fake_provider.requests_to("/embeddings")
+    assert len(sent) == 1 and sent[0].body["dimensions"] == 64 and sent[0].body["input"] == texts
+
+    second = client.post("/api/embeddings", json={**body, "input": texts[:3] + ["a new one"]}).json()
+    assert second["cached"] == 3 and second["embedded"] == 1
+    assert fake_provider.requests_to("/embeddings")[-1].body["input"] == ["a new one"]
+    assert second["data"][0]["embedding"] == data["data"][0]["embedding"]
+
+    rows = asyncio.run(_ledger(database))
+    assert [(r[0], r[1], r[2]) for r in rows] == [("embedding", "ok", 15), ("embedding", "ok", 3)]
+
+
+async def _ledger(url: str) -> list[tuple]:
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT kind, status, input_tokens FROM usage_ledger ORDER BY id")
+        return await cur.fetchall()
+
+
+def test_batches_follow_the_model_limits_in_order(fake_provider, database) -> None:
+    from lib.embedding import embed_texts
+
+    texts = [f"item {i}" for i in range(600)]  # unknown compat models take 256 inputs a request
+    result = asyncio.run(embed_texts(texts, "compat/nomic-embed-text", settings=config.get_settings()))
+    sizes = sorted(len(r.body["input"]) for r in fake_provider.requests_to("/embeddings"))
+    assert sizes == [88, 256, 256]
+    assert result.vectors[599] == pytest.approx(fake_embedding("item 599", 1536), abs=1e-6)
+    assert result.dimensions == 1536
+
+
+def test_retries_a_server_error_then_succeeds(client, fake_provider) -> None:
+    fake_provider.queue(Reply(status=500))
+    response = client.post("/api/embeddings", json={"input": "retry me", "model": "openai/text-embedding-3-small"})
+    assert response.status_code == 200, response.text
+    assert len(fake_provider.requests_to("/embeddings")) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "status"),
+    [
+        ({"input": ["fine", "  "]}, "input[1]", 422),
+        ({"input": ""}, "input[0]", 422),
+        ({"input": []}, "input", 422),
+        ({"input": ["x"] * 2049}, "input", 422),
+        ({"input": ["word " * 9000], "model": "openai/text-embedding-3-small"}, "input[0]", 422),
+        ({"input": "x", "model": "nope"}, "model", 422),
+        ({"input": "x", "model": "local/hash-384", "dimensions": 12}, "dimensions", 422),
+        ({"input": "x", "model": "openai/text-embedding-3-small", "dimensions": 5000}, "dimensions", 422),
+        ({"input": "x", "colour": "blue"}, "colour", 422),
+    ],
+)
+def test_bad_input_names_the_field(client, body, field, status) -> None:
+    response = client.post("/api/embeddings", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert field in error["message"]
+
+
+def test_missing_provider_key_is_a_configuration_error(client) -> None:
+    response = client.post("/api/embeddings", json={"input": "x", "model": "openai/text-embedding-3-small"})
+    assert response.status_code == 503
+    assert "OPENAI_API_KEY" in response.json()["error"]["message"]
+
+
+def test_namespace_limited_key_is_refused(client, env) -> None:
+    env(API_KEYS="docs-key:docs")
+    response = client.post("/api/embeddings", json={"input": "x", "namespace": "private"},
+                           headers={"authorization": "Bearer docs-key"})
+    assert response.status_code == 403
