@@ -124,6 +124,7 @@ class Settings:
     # --- ingestion --------------------------------------------------------------------------
     embedding_model: str = ""
     embedding_concurrency: int = 4
+    embedding_batch_size: int = 0  # inputs per embedding request; 0: the model's own limit
     chunk_size_tokens: int = 400
     chunk_overlap_tokens: int = 60
     max_document_bytes: int = 50_000_000
@@ -198,6 +199,7 @@ class Settings:
             cache_ttl_s=_int(e, "CACHE_TTL_S", 3600),
             embedding_model=_str(e, "EMBEDDING_MODEL"),
             embedding_concurrency=_int(e, "EMBEDDING_CONCURRENCY", 4),
+            embedding_batch_size=_int(e, "EMBEDDING_BATCH_SIZE", 0),
             chunk_size_tokens=_int(e, "CHUNK_SIZE_TOKENS", 400),
             chunk_overlap_tokens=_int(e, "CHUNK_OVERLAP_TOKENS", 60),
             max_document_bytes=_int(e, "MAX_DOCUMENT_BYTES", 50_000_000),

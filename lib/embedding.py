@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lib import errors
@@ -135,6 +135,8 @@ async def _embed_missing(
     from lib.retry import ProviderCallFailed, RetryPolicy, call_with_retries
 
     embedder = embedder_for(spec, settings)
+    if settings.embedding_batch_size > 0 and settings.embedding_batch_size < spec.max_batch_inputs:
+        spec = replace(spec, max_batch_inputs=settings.embedding_batch_size)
     batches = plan_batches(list(range(len(texts))), tokens, spec)
     vectors: list[list[float] | None] = [None] * len(texts)
     limit = asyncio.Semaphore(max(1, settings.embedding_concurrency))

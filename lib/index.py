@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -370,3 +370,41 @@ def _public(row: dict) -> dict[str, Any]:
         "metadata": row["metadata"], "content_hash": row["content_hash"], "blob_key": row["blob_key"],
         "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
     }
+
+
+# --- progress as a stream ------------------------------------------------------------------------
+
+
+async def ingest_events(run: Callable[[OnProgress], Awaitable[IngestResult]]) -> AsyncIterator[dict[str, Any]]:
+    """Run an ingest and yield its progress as events, for a streamed (SSE) upload:
+    `{"type": "progress", "stage": ...}` per stage and embedding batch, then one
+    `{"type": "result", ...}` or `{"type": "error", "error": {"code", "message"}}`."""
+    import asyncio
+
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def on_progress(stage: str, fields: dict[str, Any]) -> None:
+        if stage != "done":
+            await queue.put({"type": "progress", "stage": stage, **fields})
+
+    async def work() -> None:
+        try:
+            result = await run(on_progress)
+            await queue.put({"type": "result", **result.as_dict()})
+        except errors.ApiError as exc:
+            await queue.put({"type": "error", "status": exc.status,
+                             "error": {"code": exc.code, "message": exc.message}})
+        except Exception as exc:  # noqa: BLE001 - the stream has started; report, do not crash it
+            log("error", "ingest_failed", exception=type(exc).__name__, detail=repr(exc)[:2000])
+            await queue.put({"type": "error", "status": 500,
+                             "error": {"code": "internal_error", "message": "internal error; see the server log"}})
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(work())
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        if not task.done():
+            task.cancel()

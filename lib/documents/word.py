@@ -19,6 +19,24 @@ def _heading_level(style_name: str) -> int:
     return 0
 
 
+def _table_lines(rows: list[list[str]]) -> list[str]:
+    """Rows under the first (header) row read `Name: Ada; Role: Engineer`, as CSV rows do,
+    so a chunk holding only some rows still says what each value is."""
+    if len(rows) < 2:
+        return [" | ".join(c for c in row if c) for row in rows]
+    header = rows[0]
+    lines = []
+    for row in rows[1:]:
+        fields = []
+        for i, value in enumerate(row):
+            name = header[i] if i < len(header) and header[i] else f"column {i + 1}"
+            # merged cells repeat their text in each spanned cell: keep it once
+            if value and not (i and row[i - 1] == value):
+                fields.append(f"{name}: {value}")
+        lines.append("; ".join(fields))
+    return lines
+
+
 def extract_docx(data: bytes, filename: str) -> ExtractedDocument:
     try:
         import docx
@@ -32,13 +50,9 @@ def extract_docx(data: bytes, filename: str) -> ExtractedDocument:
         for block in document.iter_inner_content():
             if isinstance(block, Table):
                 heading_path = tuple(t for _, t in path)
-                for row in block.rows:
-                    cells: list[str] = []
-                    for cell in row.cells:  # merged cells repeat: keep each text once per row
-                        text = cell.text.strip()
-                        if text and (not cells or cells[-1] != text):
-                            cells.append(text)
-                    builder.add(" | ".join(cells), heading_path, None, "table")
+                rows = [[cell.text.strip() for cell in row.cells] for row in block.rows]
+                for line in _table_lines(rows):
+                    builder.add(line, heading_path, None, "table")
                 continue
             text = block.text.strip()
             style = block.style.name if block.style is not None else ""
