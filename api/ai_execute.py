@@ -1,7 +1,7 @@
 """POST /api/ai_execute: a prompt or a conversation on any provider, as JSON or a stream for useChat."""
 
 from lib.llm import complete_chat, stream_chat
-from lib.llm_request import ExecuteRequest, call_context, to_call
+from lib.llm_request import ExecuteRequest, call_context, json_output, to_call
 from lib.streaming import text_response, ui_message_response
 from lib.web import Endpoint, Request
 
@@ -13,7 +13,8 @@ async def ai_execute(request: Request, body: ExecuteRequest) -> object:
     call, ctx = to_call(body, request.settings), call_context(request, body)
     if not body.stream:
         result = await complete_chat(call, ctx)
-        return {"id": request.request_id, **result.as_dict(), "metadata": body.metadata}
+        return {"id": request.request_id, **result.as_dict(), **json_output(body, result.response.text),
+                "metadata": body.metadata}
     events = stream_chat(call, ctx)
     first = await anext(events)  # refusals and failures before the first token are JSON errors
 

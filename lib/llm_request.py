@@ -287,3 +287,13 @@ def call_context(request: Request, body: ExecuteRequest) -> CallContext:
         raise errors.Forbidden("provider keys in request headers are not accepted on this deployment "
                                "(ALLOW_BYOK is off)", code="byok_disabled")
     return CallContext(request.settings, request.request_id, body.user, request.caller, keys)
+
+
+def json_output(body: ExecuteRequest, text: str) -> dict[str, Any]:
+    """With a JSON response format, the answer parsed as `json` (null when the model broke the format)."""
+    if body.response_format is None or body.response_format.type == "text":
+        return {}
+    try:
+        return {"json": json.loads(text)}
+    except json.JSONDecodeError:
+        return {"json": None}

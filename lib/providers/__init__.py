@@ -47,7 +47,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
                      "x-openai-api-key", max_tokens_field="max_completion_tokens"),
         ProviderSpec("anthropic", "anthropic_wire", "anthropic_api_key", "anthropic_base_url",
                      "ANTHROPIC_API_KEY", "x-anthropic-api-key"),
-        ProviderSpec("groq", "groq_wire", "groq_api_key", "groq_base_url", "GROQ_API_KEY", "x-groq-api-key"),
+        ProviderSpec("groq", "groq_wire", "groq_api_key", "groq_base_url", "GROQ_API_KEY", "x-groq-api-key",
+                     usage_in_stream=False),  # usage arrives in x_groq on the last chunk
         ProviderSpec("google", "openai_wire", "gemini_api_key", "gemini_base_url", "GEMINI_API_KEY",
                      "x-gemini-api-key"),
         ProviderSpec("openrouter", "openai_wire", "openrouter_api_key", "openrouter_base_url",

@@ -73,6 +73,7 @@ class FakeProvider:
         self.default_text = "Hello from the fake provider."
         self._server: ThreadingHTTPServer | None = None
         register_openai_routes(self)
+        register_anthropic_routes(self)
 
     # --- script ------------------------------------------------------------------------------
     def queue(self, *replies: Reply) -> None:
@@ -269,7 +270,10 @@ def _openai_chat(handler: BaseHTTPRequestHandler, req: RecordedRequest, reply: R
         rest = {"index": i, "function": {"arguments": args[half:]}}
         if not stream.event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [rest]}, "finish_reason": None}]}):
             return
-    stream.event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}, counts=False)
+    last: dict[str, Any] = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+    if req.path.endswith("/openai/v1/chat/completions"):  # Groq puts usage on the last chunk
+        last["x_groq"] = {"id": "req_fake", "usage": _openai_usage(reply, body, text)}
+    stream.event(last, counts=False)
     if (body.get("stream_options") or {}).get("include_usage"):
         stream.event({**base, "choices": [], "usage": _openai_usage(reply, body, text)}, counts=False)
     stream.event("[DONE]", counts=False)
@@ -305,3 +309,75 @@ def register_openai_routes(provider: FakeProvider) -> None:
     provider.routes["/chat/completions"] = lambda h, r, rep: _openai_chat(h, r, rep, provider)
     provider.routes["/embeddings"] = lambda h, r, rep: _openai_embeddings(h, r, rep, provider)
     provider.routes["/models"] = lambda h, r, rep: _openai_models(h, r, rep, provider)
+
+
+# --- Anthropic Messages API (/v1/messages), plain and SSE ------------------------------------------
+
+
+def _anthropic_usage(reply: Reply, body: dict[str, Any], text: str) -> dict[str, int]:
+    # Anthropic reports cached prompt tokens in addition to input_tokens, not as a part of them
+    usage = reply.usage or {}
+    prompt = usage.get("input", max(1, len(json.dumps(body.get("messages", ""))) // 4))
+    cached = usage.get("cached", 0)
+    return {"input_tokens": prompt - cached, "output_tokens": usage.get("output", max(1, len(text.split()))),
+            "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+
+
+def _anthropic_messages(handler: BaseHTTPRequestHandler, req: RecordedRequest, reply: Reply,
+                        provider: FakeProvider) -> None:
+    body = req.body or {}
+    if "max_tokens" not in body:  # the real API refuses this too
+        send_json(handler, 400, {"type": "error", "error": {
+            "type": "invalid_request_error", "message": "max_tokens: Field required"}})
+        return
+    model = reply.model or body.get("model", "claude-fake")
+    text = reply.text if reply.text is not None else ("" if reply.tool_calls else provider.default_text)
+    stop = reply.finish_reason or ("tool_use" if reply.tool_calls else "end_turn")
+    calls = [{"type": "tool_use", "id": tc.get("id", f"toolu_{i}"), "name": tc["name"],
+              "input": tc.get("arguments", {})} for i, tc in enumerate(reply.tool_calls or [])]
+    usage = _anthropic_usage(reply, body, text)
+    if not body.get("stream"):
+        content = ([{"type": "text", "text": text}] if text else []) + calls
+        send_json(handler, 200, {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                                 "content": content, "stop_reason": stop, "stop_sequence": None,
+                                 "usage": usage}, reply.headers)
+        return
+    stream = StreamWriter(handler, reply)
+    start_usage = {**usage, "output_tokens": 1}
+    if not stream.event({"type": "message_start", "message": {
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": start_usage}}, "message_start", counts=False):
+        return
+    stream.event({"type": "ping"}, "ping", counts=False)
+    index = 0
+    if text:
+        stream.event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                     "content_block_start", counts=False)
+        for piece in words(text):
+            if not stream.event({"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": piece}}, "content_block_delta"):
+                return
+        stream.event({"type": "content_block_stop", "index": 0}, "content_block_stop", counts=False)
+        index = 1
+    for call in calls:
+        args = json.dumps(call["input"])
+        stream.event({"type": "content_block_start", "index": index,
+                      "content_block": {**call, "input": {}}}, "content_block_start", counts=False)
+        for piece in (args[: len(args) // 2], args[len(args) // 2:]):
+            if not stream.event({"type": "content_block_delta", "index": index,
+                                 "delta": {"type": "input_json_delta", "partial_json": piece}},
+                                "content_block_delta"):
+                return
+        stream.event({"type": "content_block_stop", "index": index}, "content_block_stop", counts=False)
+        index += 1
+    stream.event({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                  "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta", counts=False)
+    stream.event({"type": "message_stop"}, "message_stop", counts=False)
+    stream.close()
+
+
+def register_anthropic_routes(provider: FakeProvider) -> None:
+    provider.routes["/v1/messages"] = lambda h, r, rep: _anthropic_messages(h, r, rep, provider)
+
+
+# Groq's SDK posts to /openai/v1/chat/completions: the OpenAI-compatible route above answers it.
