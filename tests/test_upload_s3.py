@@ -1,0 +1,103 @@
+"""Large files through S3: presign, PUT to the URL, ingest the key; against moto's S3 server on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BUCKET = "bundle-uploads"
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: str, env) -> str:
+    import boto3
+
+    env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN=None,
+        S3_BUCKET=BUCKET, S3_ENDPOINT_URL=s3_server, S3_REGION="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    try:
+        client.create_bucket(Bucket=BUCKET)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return s3_server
+
+
+def presign(client, **fields) -> httpx.Response:
+    return client.post("/api/upload", json={"action": "presign", "namespace": "big", **fields})
+
+
+def test_presign_put_then_ingest(client, s3) -> None:
+    pdf = (FIXTURES / "sample.pdf").read_bytes()
+    answer = presign(client, filename="annual report.pdf", media_type="application/pdf", size=len(pdf))
+    assert answer.status_code == 200, answer.text
+    grant = answer.json()
+    assert grant["key"].startswith("uploads/big/") and grant["key"].endswith("/annual_report.pdf")
+    assert grant["headers"] == {"content-type": "application/pdf"} and grant["expires_in"] == 900
+    put = httpx.put(grant["url"], content=pdf, headers=grant["headers"])
+    assert put.status_code == 200, put.text
+
+    ingested = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": "big",
+                                                "filename": "annual report.pdf", "metadata": {"year": 2026}})
+    assert ingested.status_code == 200, ingested.text
+    body = ingested.json()
+    assert body["status"] == "indexed" and body["chunks"] == 2 and body["source"] == "annual report.pdf"
+    listed = client.get("/api/upload", params={"namespace": "big"}).json()["documents"]
+    assert [(d["source"], d["blob_key"], d["metadata"]) for d in listed] == [
+        ("annual report.pdf", grant["key"], {"year": 2026})]
+
+    again = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": "big",
+                                             "filename": "annual report.pdf", "metadata": {"year": 2026}})
+    assert again.json()["status"] == "unchanged"
+
+
+def test_ingesting_a_key_that_was_never_uploaded_is_404(client, s3) -> None:
+    grant = presign(client, filename="ghost.txt").json()
+    response = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": "big"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "blob_not_found"
+
+
+def test_a_key_from_another_namespace_is_refused(client, s3) -> None:
+    grant = client.post("/api/upload", json={"action": "presign", "namespace": "hr", "filename": "pay.txt"}).json()
+    httpx.put(grant["url"], content=b"salaries", headers=grant["headers"])
+    response = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": "big"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "key_not_allowed"
+
+
+def test_presign_refuses_oversized_and_unsupported_files(client, s3, env) -> None:
+    env(MAX_DOCUMENT_BYTES="1000")
+    too_big = presign(client, filename="huge.pdf", size=5000)
+    assert too_big.status_code == 413 and "huge.pdf" in too_big.json()["error"]["message"]
+    unsupported = presign(client, filename="movie.mp4", media_type="video/mp4")
+    assert unsupported.status_code == 415
+
+
+def test_an_uploaded_object_over_the_maximum_is_413_before_download(client, s3, env) -> None:
+    grant = presign(client, filename="grown.txt").json()
+    httpx.put(grant["url"], content=b"x" * 5000, headers=grant["headers"])
+    env(MAX_DOCUMENT_BYTES="1000")
+    response = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": "big"})
+    assert response.status_code == 413
+
+
+def test_without_a_bucket_presign_is_a_configuration_error(client, env) -> None:
+    env(S3_BUCKET=None)
+    response = presign(client, filename="a.pdf")
+    assert response.status_code == 503 and "S3_BUCKET" in response.json()["error"]["message"]
