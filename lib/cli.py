@@ -228,4 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the `lib.cli` module, not this `__main__` copy: plugins register into `lib.cli.COMMANDS`.
+    from lib.cli import main as _main
+
+    raise SystemExit(_main())
