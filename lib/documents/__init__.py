@@ -64,11 +64,12 @@ def detect_media_type(filename: str, declared: str | None = None) -> str:
     """The media type we will read the file as; 415 when neither the type nor the name fits."""
     kind = (declared or "").split(";")[0].strip().lower()
     kind = _ALIASES.get(kind, kind)
-    if kind in SUPPORTED_MEDIA_TYPES:
-        return kind
     extension = posixpath.splitext(filename.lower())[1]
+    if kind in SUPPORTED_MEDIA_TYPES and kind != "text/plain":
+        return kind
     if kind in _GENERIC or kind == "text/plain":
-        if extension in _BY_EXTENSION:
+        # browsers and curl send text/plain or octet-stream for .md, .csv, .py: the name knows better
+        if extension in _BY_EXTENSION and not (kind == "text/plain" and extension in (".pdf", ".docx")):
             return _BY_EXTENSION[extension]
         if extension in LANGUAGES:
             return f"text/x-{LANGUAGES[extension]}"

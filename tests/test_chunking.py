@@ -1,0 +1,111 @@
+"""Chunking and token counting: sizes, overlap, boundaries, offsets, structure, determinism."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from lib.chunking import chunk_document, chunk_text
+from lib.documents import extract_document
+from lib.tokens import count_tokens, truncate_to_tokens
+
+
+def prose(paragraphs: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    words = "the index stores every chunk with its vector and keyword statistics for hybrid search".split()
+    out = []
+    for _ in range(paragraphs):
+        sentences = []
+        for _ in range(rng.randint(2, 6)):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(6, 20)))
+            sentences.append(body[0].upper() + body[1:] + rng.choice(".!?"))
+        out.append(" ".join(sentences))
+    return "\n\n".join(out)
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ("", 0),
+    ("Hello, world! This is a test.", 9),  # cl100k: 9
+    ("internationalization", 3),  # long words cost more than one token
+    ("12345678", 3),  # digits go in threes
+    ("line one\nline two", 5),
+    ("日本語のテキスト", 8),  # one per CJK character
+])
+def test_token_estimate(text: str, tokens: int) -> None:
+    assert count_tokens(text) == tokens
+
+
+def test_truncate_to_tokens() -> None:
+    assert truncate_to_tokens("one two three four", 2) == "one two"
+    assert truncate_to_tokens("short", 10) == "short"
+
+
+def test_chunks_fit_cover_the_text_in_order_and_are_exact_slices() -> None:
+    text = prose(120)
+    chunks = chunk_text(text, size_tokens=100, overlap_tokens=0)
+    assert len(chunks) > 20
+    assert all(c.token_count <= 100 and c.token_count == count_tokens(c.text) for c in chunks)
+    assert all(c.text == text[c.char_start:c.char_end] for c in chunks)
+    assert [c.position for c in chunks] == list(range(len(chunks)))
+    # without overlap the chunks tile the text: every word is in exactly one chunk
+    assert " ".join(c.text for c in chunks).split() == text.split()
+
+
+def test_chunks_end_at_sentence_ends() -> None:
+    chunks = chunk_text(prose(60), size_tokens=80, overlap_tokens=0)
+    assert all(c.text[-1] in ".!?" for c in chunks)
+
+
+def test_overlap_repeats_whole_trailing_sentences() -> None:
+    text = " ".join(f"Sentence {i} has exactly seven words." for i in range(60))
+    chunks = chunk_text(text, size_tokens=40, overlap_tokens=12)
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert before.char_start < after.char_start < before.char_end  # overlapping, always moving on
+        shared = text[after.char_start:before.char_end]
+        assert count_tokens(shared) <= 12 and shared.startswith("Sentence")
+
+
+def test_deterministic() -> None:
+    text = prose(50)
+    assert chunk_text(text, 64, 16) == chunk_text(text, 64, 16)
+
+
+def test_oversized_pieces_fall_back_to_words_then_tokens() -> None:
+    words = " ".join(["word"] * 300)  # one sentence far over the size
+    chunks = chunk_text(words, size_tokens=50, overlap_tokens=0)
+    assert all(c.token_count <= 50 for c in chunks) and len(chunks) == 6
+    blob = "A" * 4000  # one unbroken "word" of 500 tokens
+    pieces = chunk_text(blob, size_tokens=100, overlap_tokens=0)
+    assert "".join(p.text for p in pieces) == blob and all(p.token_count <= 100 for p in pieces)
+
+
+def test_abbreviations_do_not_end_sentences() -> None:
+    text = "Dr. Smith met Mr. Jones at 5 p.m. on Main St. yesterday. They talked."
+    chunks = chunk_text(text, size_tokens=22, overlap_tokens=0)
+    assert chunks[0].text == "Dr. Smith met Mr. Jones at 5 p.m. on Main St. yesterday."
+
+
+def test_empty_and_invalid_options() -> None:
+    assert chunk_text("   \n\n  ") == []
+    with pytest.raises(ValueError):
+        chunk_text("x", size_tokens=0)
+    with pytest.raises(ValueError):
+        chunk_text("x", size_tokens=10, overlap_tokens=10)
+
+
+def test_document_chunks_never_cross_headings_or_pages() -> None:
+    markdown = "# A\n\n" + prose(3, 1) + "\n\n## B\n\n" + prose(3, 2) + "\n\n```\ncode line\n```\n"
+    document = extract_document(markdown.encode(), "doc.md")
+    chunks = chunk_document(document, size_tokens=1000, overlap_tokens=0)
+    assert [(c.heading_path, c.kind) for c in chunks] == [(("A",), "text"), (("A", "B"), "text"),
+                                                          (("A", "B"), "code")]
+    assert all(c.text == document.text[c.char_start:c.char_end] for c in chunks)
+
+
+def test_code_is_cut_at_lines_not_sentences() -> None:
+    code = "\n".join(f"value_{i} = compute(x, y). result()  # step {i}." for i in range(80))
+    document = extract_document(code.encode(), "steps.py")
+    chunks = chunk_document(document, size_tokens=60, overlap_tokens=0)
+    assert len(chunks) > 1
+    assert all(c.kind == "code" and c.text.startswith("value_") and c.text.endswith(".") for c in chunks)
