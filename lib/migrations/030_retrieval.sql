@@ -130,8 +130,9 @@ CREATE FUNCTION compact_keyword_stats() RETURNS integer LANGUAGE sql AS $$
 $$;
 
 -- Conversations: the turns of a chat, so follow-up questions work across stateless invocations.
+-- The id is text: a useChat chat id (chosen by the browser) names a conversation as well as ours.
 CREATE TABLE conversations (
-    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    id          text PRIMARY KEY DEFAULT gen_random_uuid()::text,
     namespace   text NOT NULL,
     caller      text NOT NULL DEFAULT 'anonymous',
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -140,7 +141,7 @@ CREATE TABLE conversations (
 
 CREATE TABLE conversation_turns (
     id               bigserial PRIMARY KEY,
-    conversation_id  uuid NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    conversation_id  text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
     role             text NOT NULL CHECK (role IN ('user', 'assistant')),
     content          text NOT NULL,
     citations        jsonb NOT NULL DEFAULT '[]'::jsonb,

@@ -1,0 +1,327 @@
+"""POST /api/rag: search results, filters, extractive and model answers with citations, streaming
+through the AI SDK's own client, and conversations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lib import db
+from lib.config import get_settings
+from tests.fakes.provider_server import Reply
+
+NODE_DIR = Path(__file__).parent / "node"
+
+WARRANTY = """# Warranty
+
+Every kettle comes with a warranty of two years from the date of purchase.
+The warranty covers defects in materials and workmanship.
+
+# Returns
+
+You can return an unused kettle within 30 days for a full refund.
+Refunds are paid to the original payment method within five business days.
+"""
+
+DESCALING = """# Descaling
+
+Descale the kettle once a month with a mix of water and white vinegar.
+Rinse it twice with clean water afterwards.
+"""
+
+
+def ingest(namespace: str, filename: str, text: str, metadata: dict | None = None) -> str:
+    from lib.index import ingest_document
+
+    async def main() -> str:
+        try:
+            result = await ingest_document(text.encode(), filename, namespace=namespace,
+                                           settings=get_settings(), metadata=metadata)
+            return result.document_id
+        finally:
+            await db.close_pools()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def manuals(database: str) -> dict[str, str]:
+    return {
+        "warranty": ingest("manuals", "kettle.md", WARRANTY, {"kind": "policy", "year": 2024}),
+        "descaling": ingest("manuals", "care.md", DESCALING, {"kind": "care", "year": 2021}),
+    }
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+def test_answer_false_returns_ranked_chunks_with_document_fields(client, manuals) -> None:
+    response = client.post("/api/rag", json={"query": "how long is the warranty", "namespace": "manuals",
+                                             "answer": False, "top_k": 3})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert results and results[0]["source"] == "kettle.md"
+    top = results[0]
+    assert "two years" in top["text"]
+    assert top["document_id"] == manuals["warranty"]
+    assert top["heading_path"] == ["Warranty"]
+    assert top["char_end"] > top["char_start"] >= 0
+    assert set(top["scores"]) >= {"keyword", "hybrid"}
+
+
+@pytest.mark.parametrize("mode", ["keyword", "vector", "hybrid"])
+def test_every_mode_honours_filters(client, manuals, mode: str) -> None:
+    body = {"query": "kettle water warranty", "namespace": "manuals", "answer": False, "mode": mode,
+            "top_k": 10}
+    care = client.post("/api/rag", json={**body, "filter": {"kind": "care"}}).json()["results"]
+    assert care and {r["source"] for r in care} == {"care.md"}
+    recent = client.post("/api/rag", json={**body, "filter": {"year": {"$gte": 2022}}}).json()["results"]
+    assert recent and {r["source"] for r in recent} == {"kettle.md"}
+    either = client.post("/api/rag", json={**body, "filter": {"$or": [{"kind": "care"}, {"year": 2024}]}})
+    assert {r["source"] for r in either.json()["results"]} == {"kettle.md", "care.md"}
+    by_source = client.post("/api/rag", json={**body, "sources": ["care.md"]}).json()["results"]
+    assert {r["source"] for r in by_source} == {"care.md"}
+    by_id = client.post("/api/rag", json={**body, "document_ids": [manuals["warranty"]]}).json()["results"]
+    assert {r["document_id"] for r in by_id} == {manuals["warranty"]}
+
+
+@pytest.mark.parametrize(("bad_filter", "named"), [
+    ({"year": {"$regex": "20.*"}}, "$regex"),
+    ({"$nor": [{"kind": "faq"}]}, "$nor"),
+    ({"year": {"$in": "2024"}}, "$in"),
+    ({"$and": []}, "$and"),
+    ({"year": {"$gt": {"a": 1}}}, "$gt"),
+    ({"draft": {"$exists": "yes"}}, "$exists"),
+])
+def test_a_bad_filter_is_a_422_naming_the_operator(client, manuals, bad_filter, named: str) -> None:
+    response = client.post("/api/rag", json={"query": "warranty", "namespace": "manuals", "answer": False,
+                                             "filter": bad_filter})
+    assert response.status_code == 422
+    assert named in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"namespace": "manuals"}, "query"),
+    ({"query": "x", "mode": "fuzzy"}, "mode"),
+    ({"query": "x", "top_k": 0}, "top_k"),
+    ({"query": "x", "surprise": 1}, "surprise"),
+    ({"messages": [{"role": "assistant", "parts": [{"type": "text", "text": "hi"}]}]}, "messages"),
+    ({"query": "x", "conversation_id": "bad id!"}, "conversation_id"),
+])
+def test_bad_requests_name_the_field(client, manuals, body: dict, field: str) -> None:
+    response = client.post("/api/rag", json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+
+
+def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
+    """2,000 chunks, 12 of them `kind: faq`: HNSW alone would find almost none of them among its
+    nearest neighbours; iterative scanning keeps going until top_k match."""
+    from lib.index import ensure_vector_index
+    from lib.search import SearchOptions, search
+
+    async def main():
+        try:
+            async with db.connect() as conn:
+                await ensure_vector_index(conn, "local/hash-16", 16)
+                await conn.execute(
+                    "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model)"
+                    " VALUES ('bulk', 'bulk.txt', 'text/plain', 'x', 'local/hash-16')")
+                await conn.execute(
+                    "INSERT INTO chunks (document_id, namespace, position, text, content_hash, token_count,"
+                    " char_start, char_end, metadata, embedding_model, embedding)"
+                    " SELECT d.id, 'bulk', g, 'chunk ' || g, 'h', 2, 0, 1,"
+                    "  CASE WHEN g % 167 = 0 THEN '{\"kind\": \"faq\"}' ELSE '{\"kind\": \"note\"}' END::jsonb,"
+                    "  'local/hash-16', (SELECT array_agg(random() - 0.5 + i * 0 + g * 0) FROM generate_series(1, 16) i)::vector"
+                    " FROM documents d, generate_series(0, 1999) g WHERE d.namespace = 'bulk'")
+                query = [0.1] * 16
+                options = SearchOptions(namespace="bulk", mode="vector", top_k=5, filter={"kind": "faq"})
+                hits = await search(conn, "faq", options, get_settings(), {"local/hash-16": query})
+                # the same filtered query without iterative scanning, for contrast
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL hnsw.ef_search = 40")
+                    cur = await conn.execute(
+                        "SELECT id FROM chunks WHERE embedding_model = 'local/hash-16'"
+                        " AND metadata @> '{\"kind\": \"faq\"}' ORDER BY embedding::vector(16) <=> %s::vector(16)"
+                        " LIMIT 5", (str(query),))
+                    plain = await cur.fetchall()
+            return hits, plain
+        finally:
+            await db.close_pools()
+
+    hits, plain = asyncio.run(main())
+    assert len(hits) == 5
+    assert all(hit.metadata == {"kind": "faq"} for hit in hits)
+    assert len(plain) < 5  # what the filter would have starved to without iterative scans
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+def test_extractive_answer_without_a_provider_key(client, manuals) -> None:
+    response = client.post("/api/rag", json={"query": "How long is the kettle warranty?",
+                                             "namespace": "manuals"})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["model"] == "local/extractive" and data["extractive"] is True
+    assert data["answer"].startswith("Extractive answer")
+    assert "two years" in data["answer"]
+    citation = data["citations"][0]
+    assert citation["source"] == "kettle.md" and citation["document_id"] == manuals["warranty"]
+    assert "two years" in citation["quote"]
+    # the quoted span's offsets point into the document text
+    assert WARRANTY[citation["char_start"]:citation["char_end"]] == citation["quote"]
+    assert data["cost_usd"] == 0 and data["conversation_id"]
+
+
+def test_extractive_says_so_when_the_documents_lack_the_answer(client, manuals) -> None:
+    data = client.post("/api/rag", json={"query": "Who won the 1998 football world cup?",
+                                         "namespace": "manuals"}).json()
+    assert data["answer"] == "I could not find the answer in the indexed documents."
+    assert data["citations"] == []
+
+
+def test_an_empty_namespace_answers_that_nothing_was_found(client, manuals) -> None:
+    data = client.post("/api/rag", json={"query": "warranty", "namespace": "empty-space"}).json()
+    assert data["citations"] == [] and "could not find" in data["answer"]
+
+
+def test_answer_with_citations_through_a_provider(client, manuals, fake_provider) -> None:
+    fake_provider.queue(Reply(text="The kettle has a two-year warranty [1]. Refunds take five days [1].",
+                              usage={"input": 300, "output": 20}))
+    response = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                             "model": "openai/gpt-4o-mini"})
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["answer"].startswith("The kettle has a two-year warranty [1].")
+    assert data["extractive"] is False and data["model"] == "openai/gpt-4o-mini"
+    assert data["usage"]["input_tokens"] == 300 and data["usage"]["output_tokens"] == 20
+    assert data["cost_usd"] > 0
+    [citation] = data["citations"]
+    assert citation["source"] == "kettle.md" and citation["id"] == 1
+    assert "warranty of two years" in citation["quote"]
+    # the model saw the numbered context and the instruction to stay inside it
+    sent = json.dumps(fake_provider.requests[-1].body)
+    assert "[1] (source: kettle.md" in sent and "only the numbered context passages" in sent
+
+
+def run_ai_sdk_client(url: str, body: dict, messages: list[dict]) -> dict:
+    """POST like useChat's DefaultChatTransport and read the stream with the AI SDK's own parser;
+    returns the assembled UIMessage (the parser throws on any chunk outside its schema)."""
+    script = """
+import { DefaultChatTransport, readUIMessageStream } from 'ai';
+const transport = new DefaultChatTransport({ api: process.env.RAG_URL, body: JSON.parse(process.env.RAG_BODY) });
+const stream = await transport.sendMessages({ chatId: 'chat-' + Date.now(), messages: JSON.parse(process.env.RAG_MESSAGES),
+  trigger: 'submit-message', messageId: undefined, abortSignal: undefined });
+let last;
+for await (const message of readUIMessageStream({ stream, onError: (e) => { throw e; } })) last = message;
+console.log(JSON.stringify(last));
+"""
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script], cwd=NODE_DIR, capture_output=True, text=True,
+        timeout=60, env={**os.environ, "RAG_URL": url, "RAG_BODY": json.dumps(body),
+                         "RAG_MESSAGES": json.dumps(messages)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ai").exists(),
+    reason="needs node and the ai package in tests/node (make node-deps)")
+
+
+@pytest.mark.node
+@needs_node
+def test_streamed_answer_is_accepted_by_the_ai_sdk(client, manuals, fake_provider, server_url) -> None:
+    fake_provider.queue(Reply(text="Two years [1]."))
+    messages = [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "How long is the warranty?"}]}]
+    message = run_ai_sdk_client(f"{server_url}/api/rag",
+                                {"namespace": "manuals", "model": "openai/gpt-4o-mini"}, messages)
+    text = "".join(p["text"] for p in message["parts"] if p["type"] == "text")
+    assert text == "Two years [1]."
+    [source] = [p for p in message["parts"] if p["type"] == "source-document"]
+    assert source["filename"] == "kettle.md" and source["mediaType"] == "text/plain"
+    assert message["metadata"]["citations"][0]["source"] == "kettle.md"
+    assert message["metadata"]["conversationId"]
+
+
+@pytest.mark.node
+@needs_node
+def test_streamed_extractive_answer_is_accepted_by_the_ai_sdk(client, manuals, server_url) -> None:
+    messages = [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "How do I descale it?"}]}]
+    message = run_ai_sdk_client(f"{server_url}/api/rag", {"namespace": "manuals"}, messages)
+    text = "".join(p["text"] for p in message["parts"] if p["type"] == "text")
+    assert text.startswith("Extractive answer") and "vinegar" in text
+    assert [p["filename"] for p in message["parts"] if p["type"] == "source-document"] == ["care.md"]
+
+
+def test_plain_text_stream(client, manuals) -> None:
+    with client.stream("POST", "/api/rag", json={"query": "How do I descale the kettle?", "namespace": "manuals",
+                                                 "stream": True, "protocol": "text"}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        body = "".join(response.iter_text())
+    assert "vinegar" in body
+
+
+def test_ui_stream_headers_and_parts(client, manuals) -> None:
+    with client.stream("POST", "/api/rag", json={"query": "How do I descale the kettle?",
+                                                 "namespace": "manuals", "stream": True}) as response:
+        assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+        events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    types = [json.loads(e)["type"] for e in events[:-1]]
+    assert types[:3] == ["start", "start-step", "text-start"]
+    assert "source-document" in types and types[-2:] == ["finish-step", "finish"]
+
+
+# --- conversations ----------------------------------------------------------------------------
+
+
+def test_two_turn_conversation_through_a_provider(client, manuals, fake_provider) -> None:
+    fake_provider.queue(Reply(text="A two-year warranty [1]."))
+    first = client.post("/api/rag", json={"query": "What warranty does the kettle have?",
+                                          "namespace": "manuals", "model": "openai/gpt-4o-mini"}).json()
+    conversation_id = first["conversation_id"]
+    # second turn: one call rewrites the follow-up into a standalone query, one answers
+    fake_provider.queue(Reply(text="kettle refund time"), Reply(text="Five business days [1]."))
+    second = client.post("/api/rag", json={"query": "And how fast are refunds?", "namespace": "manuals",
+                                           "model": "openai/gpt-4o-mini",
+                                           "conversation_id": conversation_id}).json()
+    assert second["conversation_id"] == conversation_id
+    assert second["search_query"] == "kettle refund time"
+    assert second["answer"] == "Five business days [1]."
+    assert "five business days" in second["citations"][0]["quote"]
+    rewrite, answer = (r.body for r in fake_provider.requests[-2:])
+    assert "What warranty does the kettle have?" in json.dumps(rewrite)
+    # the answer call carries the earlier turn as history
+    contents = [m["content"] for m in answer["messages"] if m["role"] in ("user", "assistant")]
+    assert contents[0] == "What warranty does the kettle have?"
+    assert contents[1] == "A two-year warranty [1]."
+
+
+def test_conversation_turns_are_stored_and_scoped(client, manuals) -> None:
+    first = client.post("/api/rag", json={"query": "warranty length", "namespace": "manuals",
+                                          "conversation_id": "chat-abc"}).json()
+    assert first["conversation_id"] == "chat-abc"
+    client.post("/api/rag", json={"query": "refunds", "namespace": "manuals", "conversation_id": "chat-abc"})
+
+    async def turns():
+        try:
+            async with db.connect() as conn:
+                cur = await conn.execute("SELECT role FROM conversation_turns WHERE conversation_id = 'chat-abc'"
+                                         " ORDER BY id")
+                return [r[0] for r in await cur.fetchall()]
+        finally:
+            await db.close_pools()
+
+    assert asyncio.run(turns()) == ["user", "assistant", "user", "assistant"]
+    # the same id in another namespace is not this conversation
+    other = client.post("/api/rag", json={"query": "x", "namespace": "other", "conversation_id": "chat-abc"})
+    assert other.status_code == 404
