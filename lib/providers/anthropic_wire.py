@@ -3,7 +3,8 @@
 What differs from OpenAI: the system prompt is a parameter, not a message; `max_tokens` is
 required; tool calls are `tool_use` content blocks and tool results are `tool_result` blocks in a
 user turn; stop reasons have other names; and cached prompt tokens are reported in addition to
-`input_tokens` (we add them, so `input_tokens` means the whole prompt everywhere).
+`input_tokens` (we add them, so `input_tokens` means the whole prompt everywhere). The Messages
+API (as of SDK 2.x) takes no sampling temperature, so `temperature` is not sent.
 """
 
 from __future__ import annotations
@@ -95,8 +96,6 @@ def wire_params(request: ChatRequest, target: Target) -> dict[str, Any]:
         system = f"{system}\n\n{JSON_ONLY}".strip()
     if system:
         params["system"] = system
-    if request.temperature is not None:
-        params["temperature"] = min(1.0, request.temperature)  # Anthropic's range is 0..1
     if request.stop:
         params["stop_sequences"] = request.stop
     if request.tools:

@@ -1,0 +1,150 @@
+"""Provider adapters and the registry: what each wire format receives for one normalized request,
+the pricing table, and overload / quota handling, against the fake provider server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from lib import errors
+from lib.config import Settings, get_settings
+from lib.pricing import cost_usd
+from lib.providers import adapter_for, openai_client, resolve_model, target_for
+from lib.providers.types import ChatRequest, Message, Tool, ToolCall, Usage
+from tests.fakes.provider_server import Reply
+
+
+def run(model: str, request: ChatRequest, *, stream: bool = False):
+    spec, name = resolve_model(model)
+    target = target_for(spec, name, get_settings(), timeout_s=5)
+    adapter = adapter_for(spec)
+    chat = ChatRequest(**{**vars(request), "model": name})
+
+    async def go():
+        if not stream:
+            return await adapter.complete(chat, target)
+        return [event async for event in adapter.stream(chat, target)]
+
+    return asyncio.run(go())
+
+
+CONVERSATION = ChatRequest(
+    model="", system="Be terse.", temperature=1.5, max_tokens=None, stop=["END"], user="u-42",
+    messages=[Message("system", "Use metric units."), Message("user", "Weather?"),
+              Message("assistant", "", [ToolCall("c1", "weather", '{"city": "Oslo"}')]),
+              Message("tool", '{"t": 4}', tool_call_id="c1", name="weather"),
+              Message("tool", '{"wind": 2}', tool_call_id="c1", name="weather")],
+    tools=[Tool("weather", "Weather now", {"type": "object", "properties": {"city": {"type": "string"}}})],
+    tool_choice={"name": "weather"}, response_format={"type": "json_object"})
+
+
+def test_anthropic_translation(fake_provider) -> None:
+    run("anthropic/claude-haiku-4-5", CONVERSATION)
+    body = fake_provider.requests[-1].body
+    assert body["system"].startswith("Be terse.\n\nUse metric units.") and "JSON" in body["system"]
+    assert body["max_tokens"] == 4096  # required by Anthropic, filled in when the caller gave none
+    assert "temperature" not in body  # the Messages API of this SDK takes no sampling temperature
+    assert body["stop_sequences"] == ["END"] and body["metadata"] == {"user_id": "u-42"}
+    assert body["tool_choice"] == {"type": "tool", "name": "weather"}
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert len(body["messages"][2]["content"]) == 2  # both tool results in one user turn
+
+
+def test_openai_translation(fake_provider) -> None:
+    run("openai/gpt-4o-mini", CONVERSATION)
+    body = fake_provider.requests[-1].body
+    assert body["messages"][0] == {"role": "system", "content": "Be terse."}
+    assert body["messages"][1] == {"role": "system", "content": "Use metric units."}
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert body["stop"] == ["END"] and body["user"] == "u-42" and body["temperature"] == 1.5
+    assert body["response_format"] == {"type": "json_object"}
+    assert "max_completion_tokens" not in body and "max_tokens" not in body
+
+
+def test_max_tokens_field_per_provider(fake_provider) -> None:
+    short = ChatRequest(model="", messages=[Message("user", "hi")], max_tokens=7)
+    run("openai/gpt-4o-mini", short)
+    assert fake_provider.requests[-1].body["max_completion_tokens"] == 7
+    run("google/gemini-2.5-flash", short)
+    assert fake_provider.requests[-1].body["max_tokens"] == 7
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile"])
+def test_length_stop_reason_is_normalized(fake_provider, model) -> None:
+    reason = "max_tokens" if model.startswith("anthropic") else "length"
+    fake_provider.queue(Reply(text="cut", finish_reason=reason), Reply(text="cut", finish_reason=reason))
+    hello = ChatRequest(model="", messages=[Message("user", "hi")])
+    assert run(model, hello).finish_reason == "length"
+    assert run(model, hello, stream=True)[-1].finish_reason == "length"
+
+
+def test_anthropic_overloaded_529_is_retried_by_the_endpoint(client, fake_provider) -> None:
+    fake_provider.queue(Reply(status=529, json={"type": "error", "error": {"type": "overloaded_error",
+                                                                            "message": "Overloaded"}}),
+                        Reply(text="back"))
+    r = client.post("/api/ai_execute", json={"prompt": "x", "model": "anthropic/claude-haiku-4-5"})
+    assert r.status_code == 200 and r.json()["attempts"][0]["error_code"] == "overloaded"
+
+
+def test_quota_exhausted_is_not_retried(client, fake_provider) -> None:
+    fake_provider.queue(Reply(status=429, json={"error": {"message": "You exceeded your current quota",
+                                                          "type": "insufficient_quota", "code": "insufficient_quota"}}))
+    r = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_quota_exhausted"
+    assert len(fake_provider.requests) == 1
+
+
+def test_overall_timeout_stops_before_the_next_fallback(client, fake_provider, env) -> None:
+    env(TOTAL_TIMEOUT_S="0.4", MAX_RETRIES="0")
+    fake_provider.queue(Reply(text="slow", delay_s=1.0))
+    r = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini",
+                                             "fallbacks": ["anthropic/claude-haiku-4-5"]})
+    assert r.status_code == 504
+    assert [a["model"] for a in r.json()["error"]["details"]["attempts"]] == ["openai/gpt-4o-mini"]
+
+
+# --- registry and pricing ---------------------------------------------------------------------------
+
+
+def test_registry_names_and_aliases() -> None:
+    assert resolve_model("gemini/gemini-2.5-flash")[0].name == "google"
+    assert resolve_model("openrouter/anthropic/claude-3.5-sonnet")[1] == "anthropic/claude-3.5-sonnet"
+    assert resolve_model("ollama/llama3")[0].name == "compat"
+    with pytest.raises(errors.ValidationFailed):
+        resolve_model("gpt-4o")
+
+
+def test_openai_client_for_embeddings_has_sdk_retries_off() -> None:
+    settings = Settings(openai_api_key="sk-x", gemini_api_key="g", compat_base_url="http://localhost:11434/v1")
+
+    async def build():
+        return [openai_client(p, settings) for p in ("openai", "gemini", "compat")]
+
+    clients = asyncio.run(build())
+    assert all(c.max_retries == 0 for c in clients)
+    assert str(clients[2].base_url).startswith("http://localhost:11434/v1")
+    with pytest.raises(errors.ConfigurationError):
+        openai_client("openrouter", settings)
+    with pytest.raises(ValueError):
+        openai_client("anthropic", settings)
+
+
+def test_pricing_overrides_and_file(tmp_path) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+    assert cost_usd("openai/gpt-4o-mini", usage, Settings()) == pytest.approx(0.75)
+    assert cost_usd("openai/some-new-model", usage, Settings()) is None
+    overrides = json.dumps({"openai/some-new-model": {"input": 1, "output": 2}})
+    assert cost_usd("openai/some-new-model", usage, Settings(pricing_overrides=overrides)) == 3
+    table = tmp_path / "prices.json"
+    table.write_text(json.dumps({"compiled": "2030-01-01", "models": {"local/echo": {"input": 5, "output": 5}}}))
+    assert cost_usd("openai/gpt-4o-mini", usage, Settings(pricing_file=str(table))) is None
+    assert cost_usd("local/echo", usage, Settings(pricing_file=str(table))) == 10
+    with pytest.raises(errors.ConfigurationError):
+        cost_usd("local/echo", usage, Settings(pricing_overrides="{nope"))
+
+
+def test_served_snapshot_name_is_priced() -> None:
+    # OpenRouter or a dated snapshot: priced when the served name is in the table
+    assert cost_usd("openai/my-alias", Usage(1_000_000, 0), Settings(), served_model="gpt-4o-mini") == 0.15
