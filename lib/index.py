@@ -33,6 +33,8 @@ from lib.logs import log
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
+    from lib.chunking import Chunk
+
 
 # progress(stage, fields): stages extract, chunk, embed (per batch), write, done
 OnProgress = Callable[[str, dict[str, Any]], Awaitable[None]]
@@ -184,7 +186,7 @@ async def ingest_document(
     from lib.chunking import chunk_document
     from lib.documents import detect_media_type, extract_document
     from lib.embedders import default_model, resolve_embedding_model
-    from lib.embedding import content_hash, embed_texts
+    from lib.embedding import embed_texts
 
     async def progress(stage: str, **fields: Any) -> None:
         if on_progress is not None:
@@ -235,20 +237,11 @@ async def ingest_document(
     }
     async with db.connect(settings) as conn:
         await ensure_vector_index(conn, spec.name, dims)
-        async with conn.transaction():
-            document_id, version, status = await _upsert_document(conn, fields)
-            if status == "unchanged":  # a concurrent upload of the same bytes got there first
-                row = await _find(conn, namespace, source)
-                await progress("done", status="unchanged")
-                return _result(row, "unchanged", dims)
-            await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-            rows = [
-                (document_id, namespace, c.position, c.text, content_hash(c.text), c.token_count,
-                 list(c.heading_path), c.page, c.char_start, c.char_end, metadata, spec.name,
-                 Vector(vector))
-                for c, vector in zip(chunks, embedded.vectors, strict=True)
-            ]
-            await copy_chunks(conn, rows)
+        document_id, version, status = await store_document(conn, fields, chunks, embedded.vectors)
+        if status == "unchanged":  # a concurrent upload of the same bytes got there first
+            row = await _find(conn, namespace, source)
+            await progress("done", status="unchanged")
+            return _result(row, "unchanged", dims)
     result = IngestResult(
         str(document_id), namespace, source, status, len(chunks), tokens, spec.name, dims, version,
         doc_title, document.media_type, embedded.embedded, embedded.cached, embedded.tokens,
@@ -257,6 +250,31 @@ async def ingest_document(
         chunks=len(chunks), embedded=embedded.embedded, cached=embedded.cached, request_id=request_id)
     await progress("done", **result.as_dict())
     return result
+
+
+async def store_document(conn: AsyncConnection, fields: dict[str, Any], chunks: list[Chunk],
+                         vectors: list[list[float]]) -> tuple[Any, int, str]:
+    """The write transaction: upsert the document row, swap its chunks (binary COPY).
+
+    `fields` are the documents columns (metadata and chunking as JSON text). Returns
+    (document id, version, status); `unchanged` when an identical version was already there.
+    """
+    from lib.embedding import content_hash
+
+    metadata = json.loads(fields["metadata"])
+    async with conn.transaction():
+        document_id, version, status = await _upsert_document(conn, fields)
+        if status == "unchanged":
+            return document_id, version, status
+        await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+        rows = [
+            (document_id, fields["namespace"], c.position, c.text, content_hash(c.text), c.token_count,
+             list(c.heading_path), c.page, c.char_start, c.char_end, metadata, fields["embedding_model"],
+             Vector(vector))
+            for c, vector in zip(chunks, vectors, strict=True)
+        ]
+        await copy_chunks(conn, rows)
+    return document_id, version, status
 
 
 _SELECT = ("SELECT id, namespace, source, title, media_type, content_hash, embedding_model, chunk_count,"
