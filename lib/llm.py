@@ -145,12 +145,14 @@ def _cache_parts(call: ChatCall, ctx: CallContext) -> dict[str, Any]:
 async def _admit(call: ChatCall, ctx: CallContext) -> tuple[str | None, ChatResult | None]:
     """Count the request against rate limits, refuse it over budget, look it up in the cache."""
     from lib import db
-    from lib.budgets import check_budgets
+    from lib.budgets import budget_limits, check_budgets
     from lib.ratelimit import check_rate_limit
     from lib.response_cache import cache_key, cached_response
 
     settings = ctx.settings
     key = cache_key(_cache_parts(call, ctx)) if _cache_enabled(call, settings) else None
+    if key is None and settings.rate_limit_rpm <= 0 and not budget_limits(settings, ctx.user_id):
+        return None, None  # nothing to check: no round trip before the provider call
     subjects = [ctx.caller or "anonymous"] + ([f"user:{ctx.user_id}"] if ctx.user_id else [])
     async with db.connect(settings) as conn:
         await check_rate_limit(conn, subjects, settings.rate_limit_rpm)
