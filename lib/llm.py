@@ -20,7 +20,6 @@ from typing import Any
 
 from lib import errors
 from lib.config import Settings
-from lib.pricing import cost_usd
 from lib.providers import ProviderSpec, adapter_for, resolve_model, target_for
 from lib.providers.types import (
     ChatRequest,
@@ -266,6 +265,8 @@ class _Runner:
 
     async def succeeded(self, name: str, spec: ProviderSpec, attempt: int, response: ChatResponse,
                         latency_s: float) -> ChatResult:
+        from lib.pricing import cost_usd
+
         settings = self.ctx.settings
         cost = cost_usd(name, response.usage, settings, response.model)
         self.attempts.append(Attempt(name, spec.name, attempt, "ok", latency_s * 1000))

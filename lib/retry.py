@@ -16,8 +16,6 @@ so this module imports no provider SDK and works for openai, anthropic, groq and
 
 from __future__ import annotations
 
-import email.utils
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -57,6 +55,8 @@ class RetryPolicy:
         """Seconds to wait before retry `retry_number` (1-based)."""
         if retry_after_s is not None:
             return min(max(0.0, retry_after_s), self.max_wait_s)
+        import random
+
         ceiling = min(self.max_wait_s, self.base_delay_s * (2 ** (retry_number - 1)))
         return random.uniform(0, ceiling)  # full jitter: spreads out instances retrying together
 
@@ -122,6 +122,8 @@ def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
         return max(0.0, float(raw))
     except ValueError:
         pass
+    import email.utils  # HTTP dates are rare; seconds are the common form
+
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
