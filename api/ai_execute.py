@@ -11,7 +11,7 @@ app = Endpoint("ai_execute")
 @app.post(ExecuteRequest)
 async def ai_execute(request: Request, body: ExecuteRequest) -> object:
     call, ctx = to_call(body, request.settings), call_context(request, body)
-    if not body.stream:
+    if not body.streams:
         result = await complete_chat(call, ctx)
         return {"id": request.request_id, **result.as_dict(), **json_output(body, result.response.text),
                 "metadata": body.metadata}

@@ -126,13 +126,17 @@ class ExecuteRequest(Strict):
     response_format: ResponseFormatIn | None = None
     user: str | None = Field(default=None, min_length=1, max_length=256)
     metadata: dict[str, Any] | None = None
-    stream: bool = False
+    stream: bool | None = None  # None: stream when useChat sent it (it sends `trigger`), else JSON
     protocol: Literal["ui", "text"] = "ui"
     cache: bool | None = None
     # sent by the AI SDK's useChat alongside `messages`
     id: str | None = None
     trigger: Literal["submit-message", "regenerate-message"] | None = None
     messageId: str | None = None  # noqa: N815 - the AI SDK's name
+
+    @property
+    def streams(self) -> bool:
+        return self.stream if self.stream is not None else self.trigger is not None
 
     @field_validator("stop")
     @classmethod

@@ -367,7 +367,6 @@ def test_use_chat_body_with_ui_message_parts(client, fake_provider) -> None:
     fake_provider.queue(Reply(text="Sure."))
     body = {
         "id": "chat-1", "trigger": "submit-message", "messageId": None, "model": "openai/gpt-4o-mini",
-        "stream": True,
         "messages": [
             {"id": "m1", "role": "user", "parts": [{"type": "text", "text": "Weather in Oslo?"}]},
             {"id": "m2", "role": "assistant", "parts": [
@@ -380,6 +379,7 @@ def test_use_chat_body_with_ui_message_parts(client, fake_provider) -> None:
     }
     r = post(client, body)
     assert r.status_code == 200, r.text
+    assert r.headers["x-vercel-ai-ui-message-stream"] == "v1"  # useChat's body streams by default
     sent = fake_provider.requests[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]
     assert sent[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
