@@ -1,0 +1,28 @@
+"""GET /api/reindex: the cron that re-ingests changed sources, migrates embedding models, removes
+orphans and refreshes statistics, a bounded batch per call. Vercel cron calls it with
+`Authorization: Bearer $CRON_SECRET`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lib.web import Endpoint, Request
+
+app = Endpoint("reindex", auth=False)  # the cron secret, not API_KEYS, guards it
+
+
+@app.get()
+async def reindex(request: Request, _query: object) -> Any:
+    from lib.reindex import run_reindex
+    from lib.reindex_auth import check_cron_secret
+
+    check_cron_secret(request)
+    report = await run_reindex(request.settings, worker=request.request_id[:32])
+    return report.to_json()
+
+
+if __name__ == "__main__":
+    from lib.cli import run_function
+
+    run_function(app)
