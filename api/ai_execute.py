@@ -19,9 +19,12 @@ async def ai_execute(request: Request, body: ExecuteRequest) -> object:
     first = await anext(events)  # refusals and failures before the first token are JSON errors
 
     async def answer():
-        yield first
-        async for event in events:
-            yield event
+        try:
+            yield first
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # a client that went away stops the provider stream too
 
     if body.protocol == "text":
         return text_response(answer())
