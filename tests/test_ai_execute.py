@@ -99,7 +99,7 @@ def sse_chunks(body: str) -> list:
     return events
 
 
-@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile"])
+@pytest.mark.parametrize("model", list(PROVIDER_PATHS))
 def test_streamed_text_as_ui_message_stream(client, fake_provider, database, model) -> None:
     fake_provider.queue(Reply(text="one two three", usage={"input": 10, "output": 3}))
     r = post(client, {"prompt": "count", "model": model, "stream": True})
@@ -113,7 +113,8 @@ def test_streamed_text_as_ui_message_stream(client, fake_provider, database, mod
     assert "".join(c["delta"] for c in chunks if isinstance(c, dict) and c["type"] == "text-delta") == "one two three"
     meta = chunks[-2]["messageMetadata"]
     assert meta["usage"]["input_tokens"] == 10 and meta["usage"]["output_tokens"] == 3
-    assert meta["finishReason"] == "stop" and meta["costUsd"] is not None
+    assert meta["finishReason"] == "stop" and meta["provider"] == model.split("/")[0]
+    assert fake_provider.requests[-1].path == PROVIDER_PATHS[model]
     request_id = r.headers["x-request-id"]
     [row] = ledger(database, "request_id = %s", (request_id,))
     assert row["status"] == "ok" and row["streamed"] and row["input_tokens"] == 10
