@@ -226,6 +226,10 @@ class _Runner:
     """What one call shares across its attempts: the clock, the ledger and the attempt list."""
 
     def __init__(self, call: ChatCall, ctx: CallContext, streamed: bool) -> None:
+        from lib.pricing import load_prices
+
+        # a broken PRICING_FILE / PRICING_OVERRIDES is a 503 now, not after the provider was paid
+        load_prices(ctx.settings.pricing_file, ctx.settings.pricing_overrides)
         self.call, self.ctx, self.streamed = call, ctx, streamed
         self.started = time.monotonic()
         self.deadline = self.started + ctx.settings.total_timeout_s

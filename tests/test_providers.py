@@ -148,3 +148,10 @@ def test_pricing_overrides_and_file(tmp_path) -> None:
 def test_served_snapshot_name_is_priced() -> None:
     # OpenRouter or a dated snapshot: priced when the served name is in the table
     assert cost_usd("openai/my-alias", Usage(1_000_000, 0), Settings(), served_model="gpt-4o-mini") == 0.15
+
+
+def test_broken_pricing_overrides_refuse_before_paying(client, fake_provider, env) -> None:
+    env(PRICING_OVERRIDES="{not json")
+    r = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini"})
+    assert r.status_code == 503 and "PRICING_OVERRIDES" in r.json()["error"]["message"]
+    assert fake_provider.requests == []
