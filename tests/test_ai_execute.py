@@ -363,6 +363,14 @@ def test_byok_header_reaches_the_provider_only_when_allowed(client, fake_provide
     r = post(client, {"prompt": "x", "model": "openai/gpt-4o-mini"}, headers={"x-openai-api-key": byok})
     assert r.status_code == 200
     assert fake_provider.requests[-1].headers["authorization"] == f"Bearer {byok}"
+    r = post(client, {"prompt": "x", "model": "anthropic/claude-haiku-4-5"},
+             headers={"x-anthropic-api-key": "sk-ant-caller-key-98765"})
+    assert r.status_code == 200
+    sent = fake_provider.requests[-1].headers
+    assert "sk-ant-caller-key-98765" in sent.get("x-api-key", "") + sent.get("authorization", "")
+    # the next caller without a key of its own is served with the operator's key again
+    assert post(client, {"prompt": "x", "model": "openai/gpt-4o-mini"}).status_code == 200
+    assert fake_provider.requests[-1].headers["authorization"] == "Bearer sk-test-openai"
     with psycopg.connect(database) as conn:
         dump = conn.execute("SELECT string_agg(t::text, ' ') FROM usage_ledger t").fetchone()[0]
     assert byok not in dump

@@ -111,7 +111,7 @@ def openai_client(provider: str, settings: Settings, *, api_key: str | None = No
     """A lazily built `openai.AsyncOpenAI` for an OpenAI-wire provider (openai, google/gemini,
     openrouter, compat), with the SDK's retries off: `lib/retry.py` is the only retry loop.
 
-    A caller's own key (`api_key`) gets a fresh client that is never cached.
+    A caller's own key (`api_key`) is used for that client only and never cached.
     """
     spec = PROVIDERS.get(ALIASES.get(provider, provider))
     if spec is None or spec.name not in OPENAI_WIRE_PROVIDERS:
@@ -122,30 +122,30 @@ def openai_client(provider: str, settings: Settings, *, api_key: str | None = No
 
 
 def client_for_target(target: Target) -> openai.AsyncOpenAI:
-    import openai
+    def build(api_key: str) -> openai.AsyncOpenAI:
+        import openai
 
-    def build() -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(api_key=target.api_key, base_url=target.base_url,
-                                  timeout=target.timeout_s, max_retries=0)
+        return openai.AsyncOpenAI(api_key=api_key, base_url=target.base_url, timeout=target.timeout_s,
+                                  max_retries=0)
 
-    if target.byok:
-        return build()
-    key = (_loop_id(), target.provider, target.api_key, target.base_url, target.timeout_s)
-    client = _clients.get(key)
-    if client is None:
-        client = _clients[key] = build()
-    return client
+    return cached_client("openai", target, build)
+
+
+_CALLER_KEY_PLACEHOLDER = "set-per-request"
 
 
 def cached_client(kind: str, target: Target, build: Any) -> Any:
-    """The per-(loop, target) client cache, for the other SDKs' adapters."""
-    if target.byok:
-        return build()
-    key = (_loop_id(), kind, target.provider, target.api_key, target.base_url, target.timeout_s)
-    client = _clients.get(key)
+    """One SDK client per (event loop, SDK, provider, key, base URL, timeout), built by `build(key)`.
+
+    A caller's own key (BYOK) is never part of the cache: the request gets a copy of a keyless
+    client (`with_options(api_key=...)`, sharing its connection pool) that lives as long as the call.
+    """
+    cache_key = (_loop_id(), kind, target.provider, None if target.byok else target.api_key,
+                 target.base_url, target.timeout_s)
+    client = _clients.get(cache_key)
     if client is None:
-        client = _clients[key] = build()
-    return client
+        client = _clients[cache_key] = build(_CALLER_KEY_PLACEHOLDER if target.byok else target.api_key)
+    return client.with_options(api_key=target.api_key) if target.byok else client
 
 
 def _loop_id() -> int:

@@ -39,10 +39,10 @@ JSON_ONLY = "Answer with one JSON object and nothing else."
 
 
 def anthropic_client(target: Target) -> Any:
-    def build() -> Any:
+    def build(api_key: str) -> Any:
         import anthropic
 
-        return anthropic.AsyncAnthropic(api_key=target.api_key, base_url=target.base_url,
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=target.base_url,
                                         timeout=target.timeout_s, max_retries=0)
 
     return cached_client("anthropic", target, build)

@@ -14,10 +14,10 @@ from lib.providers.types import ChatRequest, ChatResponse, StreamEvent, Target
 
 
 def groq_client(target: Target) -> Any:
-    def build() -> Any:
+    def build(api_key: str) -> Any:
         import groq
 
-        return groq.AsyncGroq(api_key=target.api_key, base_url=target.base_url,
+        return groq.AsyncGroq(api_key=api_key, base_url=target.base_url,
                               timeout=target.timeout_s, max_retries=0)
 
     return cached_client("groq", target, build)
