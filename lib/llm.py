@@ -258,8 +258,13 @@ class _Runner:
 
     def on_failure(self, name: str, spec: ProviderSpec):
         async def record(attempt: int, failure: Failure, latency_s: float) -> None:
+            from lib.logs import log
+
             self.attempts.append(_failed(name, spec, attempt, failure, latency_s))
             self.last = (name, failure)
+            log("warning", "provider_attempt_failed", request_id=self.ctx.request_id, model=name,
+                attempt=attempt, code=failure.code, http_status=failure.status,
+                retryable=failure.retryable, detail=failure.message[:500])
             await record_usage(UsageRecord(
                 provider=spec.name, model=name, status="error", attempt=attempt, error_code=failure.code,
                 http_status=failure.status, latency_ms=latency_s * 1000, streamed=self.streamed,
