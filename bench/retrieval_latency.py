@@ -1,0 +1,217 @@
+"""Retrieval latency on 100,000 chunks of 384 dimensions, and HNSW recall@10 against exact search.
+
+Synthetic but shaped like real data: chunk texts of ~40 words drawn from a Zipf-distributed
+vocabulary, vectors clustered around 1,000 centres, 1% of chunks tagged `kind: faq` for the
+filtered runs. Chunks are loaded with binary COPY (`lib.index.copy_chunks`, the ingestion path's
+loader, so the BM25 triggers run as they do for real documents), the HNSW index is built after the
+load. Every timed search is `lib.search.search` with a precomputed query vector: the figures are
+retrieval, not embedding. The database is kept between runs (`bench_latency`) unless --rebuild.
+
+    .venv/bin/python bench/retrieval_latency.py [--chunks 100000] [--queries 200] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+MODEL = "local/synthetic-384"
+DIMS = 384
+NAMESPACE = "latency"
+CHUNKS_PER_DOCUMENT = 100
+
+
+def vocabulary(size: int = 20_000) -> list[str]:
+    """Pronounceable made-up words, so the English stemmer leaves them mostly alone."""
+    import random
+
+    rng = random.Random(7)
+    consonants, vowels = "bcdfghklmnprstvz", "aeiou"
+    words: set[str] = set()
+    while len(words) < size:
+        length = rng.randint(2, 4)
+        words.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(length)))
+    return sorted(words)
+
+
+def synthetic_data(chunks: int, seed: int = 42):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = np.array(vocabulary())
+    ranks = np.arange(1, len(words) + 1)
+    zipf = (1 / ranks) / (1 / ranks).sum()
+    centres = rng.normal(size=(1000, DIMS)).astype(np.float32)
+    assignment = rng.integers(0, len(centres), size=chunks)
+    vectors = centres[assignment] + 0.6 * rng.normal(size=(chunks, DIMS)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    lengths = rng.integers(25, 55, size=chunks)
+    texts = [" ".join(rng.choice(words, size=n, p=zipf)) for n in lengths]
+    faq = rng.random(chunks) < 0.01
+    return words, zipf, centres, vectors, texts, faq
+
+
+async def load(url: str, chunks: int) -> float:
+    import psycopg
+
+    from lib import db
+    from lib.index import Vector, copy_chunks, vector_index_sql
+
+    started = time.perf_counter()
+    _, _, _, vectors, texts, faq = synthetic_data(chunks)
+    async with await psycopg.AsyncConnection.connect(url, **db.connection_kwargs()) as conn:
+        documents = (chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT
+        async with conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model, chunk_count)"
+                " SELECT %s, 'doc-' || g || '.txt', 'text/plain', md5(g::text), %s, %s"
+                " FROM generate_series(1, %s) g RETURNING id", (NAMESPACE, MODEL, CHUNKS_PER_DOCUMENT, documents))
+            ids = [row[0] for row in await cur.fetchall()]
+            batch = 10_000
+            for start in range(0, chunks, batch):
+                rows = []
+                for i in range(start, min(chunks, start + batch)):
+                    text = texts[i]
+                    rows.append((ids[i // CHUNKS_PER_DOCUMENT], NAMESPACE, i % CHUNKS_PER_DOCUMENT, text,
+                                 f"h{i}", len(text.split()), [], None, 0, len(text),
+                                 {"kind": "faq" if faq[i] else "note"}, MODEL, Vector(vectors[i].tolist())))
+                await copy_chunks(conn, rows)
+                print(f"  loaded {min(chunks, start + batch)} chunks", file=sys.stderr)
+        async with conn.transaction():
+            await conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            await conn.execute(vector_index_sql(MODEL, DIMS))
+        await conn.execute("SELECT compact_keyword_stats()")
+        await conn.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+async def chunk_count(url: str) -> int:
+    import psycopg
+
+    from lib import db
+
+    try:
+        async with await psycopg.AsyncConnection.connect(url, **db.connection_kwargs()) as conn:
+            cur = await conn.execute("SELECT count(*) FROM chunks WHERE namespace = %s", (NAMESPACE,))
+            return (await cur.fetchone())[0]
+    except psycopg.Error:
+        return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def measure(chunks: int, queries: int) -> dict:
+    import numpy as np
+
+    from lib import db
+    from lib.config import get_settings
+    from lib.search import SearchOptions, rank, search
+
+    settings = get_settings()
+    words, zipf, centres, _, _, _ = synthetic_data(chunks)
+    rng = np.random.default_rng(1)
+    query_vectors = centres[rng.integers(0, len(centres), size=queries)] + 0.6 * rng.normal(size=(queries, DIMS))
+    query_vectors /= np.linalg.norm(query_vectors, axis=1, keepdims=True)
+    # query words from the middle of the distribution: present in some thousands of chunks each
+    query_texts = [" ".join(rng.choice(words[50:3000], size=3)) for _ in range(queries)]
+
+    runs = [
+        ("keyword", {"mode": "keyword"}),
+        ("vector", {"mode": "vector"}),
+        ("hybrid", {"mode": "hybrid"}),
+        ("vector, filter kind=faq (1%)", {"mode": "vector", "filter": {"kind": "faq"}}),
+        ("hybrid, filter kind=faq (1%)", {"mode": "hybrid", "filter": {"kind": "faq"}}),
+    ]
+    results = []
+    async with db.connect(settings) as conn:
+        for label, extra in runs:
+            timings = []
+            for i in range(queries):
+                options = SearchOptions(namespace=NAMESPACE, top_k=10, **extra)
+                started = time.perf_counter()
+                await search(conn, query_texts[i], options, settings, {MODEL: query_vectors[i].tolist()})
+                timings.append((time.perf_counter() - started) * 1000)
+            results.append({"run": label, "p50_ms": round(statistics.median(timings), 2),
+                            "p95_ms": round(percentile(timings, 0.95), 2), "queries": queries})
+            print(f"  {label}: p50 {results[-1]['p50_ms']} ms, p95 {results[-1]['p95_ms']} ms", file=sys.stderr)
+        recalls = []
+        for ef_search in (40, 100, 200):
+            found = []
+            exact_times = []
+            for i in range(min(queries, 100)):
+                vector = {MODEL: query_vectors[i].tolist()}
+                approx, _ = await rank(conn, "", SearchOptions(namespace=NAMESPACE, top_k=10, mode="vector",
+                                                              ef_search=ef_search), settings, vector)
+                started = time.perf_counter()
+                exact, _ = await rank(conn, "", SearchOptions(namespace=NAMESPACE, top_k=10, mode="vector",
+                                                             exact=True), settings, vector)
+                exact_times.append((time.perf_counter() - started) * 1000)
+                found.append(len({c for c, _ in approx} & {c for c, _ in exact}) / 10)
+            recalls.append({"ef_search": ef_search, "recall_at_10": round(sum(found) / len(found), 4),
+                            "exact_p50_ms": round(statistics.median(exact_times), 1)})
+            print(f"  HNSW ef_search={ef_search}: recall@10 {recalls[-1]['recall_at_10']}", file=sys.stderr)
+    await db.close_pools()
+    return {"latency": results, "hnsw_recall": recalls}
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "## Retrieval latency",
+        "",
+        f"{report['chunks']:,} chunks of {DIMS} dimensions in one namespace (synthetic text and clustered "
+        f"vectors), top_k=10, {report['queries']} queries per run, `lib.search.search` end to end "
+        "(ranking and hydration) on the embedded Postgres; query vectors precomputed.",
+        "",
+        "| run | p50 | p95 |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {r['run']} | {r['p50_ms']} ms | {r['p95_ms']} ms |" for r in report["latency"]]
+    lines += ["", "| HNSW ef_search | recall@10 vs exact | exact search p50 |", "|---:|---:|---:|"]
+    lines += [f"| {r['ef_search']} | {r['recall_at_10']:.3f} | {r['exact_p50_ms']} ms |"
+              for r in report["hnsw_recall"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--rebuild", action="store_true", help="reload the data even if it is there")
+    args = parser.parse_args()
+    os.environ.setdefault("LOG_LEVEL", "warning")
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    from pg import fresh_database, server_url, with_dbname
+
+    from lib import config
+
+    url = with_dbname(server_url(), "bench_latency")
+    load_s = None
+    if args.rebuild or asyncio.run(chunk_count(url)) != args.chunks:
+        url = fresh_database("latency")
+        load_s = round(asyncio.run(load(url, args.chunks)), 1)
+        print(f"loaded {args.chunks} chunks in {load_s} s", file=sys.stderr)
+    os.environ["DATABASE_URL"] = url
+    config.reset_settings()
+    report = {"benchmark": "retrieval_latency", "chunks": args.chunks, "dimensions": DIMS,
+              "queries": args.queries, "load_s": load_s, **asyncio.run(measure(args.chunks, args.queries))}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
