@@ -190,7 +190,9 @@ def _from_ui_parts(m: MessageIn, where: str) -> list[Message]:
         if text or calls:
             out.append(Message(m.role, "".join(text), list(calls)))
         out.extend(results)
-        text.clear(), calls.clear(), results.clear()
+        text.clear()
+        calls.clear()
+        results.clear()
 
     for i, part in enumerate(m.parts or []):
         kind = part.get("type")
@@ -232,6 +234,8 @@ def to_messages(body: ExecuteRequest) -> tuple[list[Message], str | None]:
             calls = [ToolCall(c.id, c.function.name, _arguments(c.function.arguments)) for c in m.tool_calls or []]
             converted = [Message(m.role, _text_of(m.content, where), calls, m.tool_call_id, m.name)]
         for message in converted:
+            if message.role == "user" and not message.content.strip():
+                raise errors.field_error(where, "a user message needs some text")
             if message.role == "system":
                 system.append(message.content)
             else:

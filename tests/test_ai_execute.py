@@ -421,6 +421,12 @@ def test_use_chat_body_with_ui_message_parts(client, fake_provider) -> None:
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],
       "model": "local/echo"}, 422, "messages.0.content.0.type"),
     ({"messages": [{"role": "tool", "content": "x"}], "model": "local/echo"}, 422, "messages.0"),
+    ({"messages": [{"role": "user", "content": "  "}], "model": "local/echo"}, 422, "messages.0"),
+    ({"messages": [{"role": "user", "parts": [{"text": "no type"}]}], "model": "local/echo"}, 422,
+     "messages.0.parts.0.type"),
+    ({"prompt": "a", "model": "local/echo", "stop": ["a", "b", "c", "d", "e"]}, 422, "stop"),
+    ({"prompt": "a", "model": "local/echo", "fallbacks": ["local/echo"] * 6}, 422, "fallbacks"),
+    ({"prompt": "a", "model": "local/echo", "stream": "yes please"}, 422, "stream"),
     ({"messages": [{"role": "user", "parts": [{"type": "file", "url": "x"}]}], "model": "local/echo"},
      422, "messages.0.parts.0.type"),
 ])
