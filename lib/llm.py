@@ -277,7 +277,9 @@ class _Runner:
         from lib.pricing import cost_usd
 
         settings = self.ctx.settings
-        cost = cost_usd(name, response.usage, settings, response.model)
+        reported = response.usage.input_tokens or response.usage.output_tokens
+        # a server that reports no usage (some compatible servers, in streams) has an unknown cost
+        cost = cost_usd(name, response.usage, settings, response.model) if reported else None
         self.attempts.append(Attempt(name, spec.name, attempt, "ok", latency_s * 1000))
         u = response.usage
         await record_usage(UsageRecord(

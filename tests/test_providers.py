@@ -155,3 +155,9 @@ def test_broken_pricing_overrides_refuse_before_paying(client, fake_provider, en
     r = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini"})
     assert r.status_code == 503 and "PRICING_OVERRIDES" in r.json()["error"]["message"]
     assert fake_provider.requests == []
+
+
+def test_answer_without_reported_usage_has_unknown_cost(client, fake_provider) -> None:
+    fake_provider.queue(Reply(text="no usage here", usage={"input": 0, "output": 0}))
+    r = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini"})
+    assert r.status_code == 200 and r.json()["cost_usd"] is None
