@@ -67,8 +67,9 @@ def test_max_tokens_field_per_provider(fake_provider) -> None:
     short = ChatRequest(model="", messages=[Message("user", "hi")], max_tokens=7)
     run("openai/gpt-4o-mini", short)
     assert fake_provider.requests[-1].body["max_completion_tokens"] == 7
-    run("google/gemini-2.5-flash", short)
+    run("google/gemini-2.5-flash", ChatRequest(**{**vars(short), "user": "u-1"}))
     assert fake_provider.requests[-1].body["max_tokens"] == 7
+    assert "user" not in fake_provider.requests[-1].body  # Gemini refuses fields it does not know
 
 
 @pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-haiku-4-5", "groq/llama-3.3-70b-versatile"])

@@ -38,6 +38,7 @@ class ProviderSpec:
     usage_in_stream: bool = True  # ask for usage in the last stream chunk (stream_options)
     max_tokens_field: str = "max_tokens"
     models: tuple[str, ...] | None = None  # the only models it serves; None: whatever the provider has
+    sends_user: bool = True  # Gemini's OpenAI-compatible endpoint refuses fields it does not know
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -50,7 +51,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("groq", "groq_wire", "groq_api_key", "groq_base_url", "GROQ_API_KEY", "x-groq-api-key",
                      usage_in_stream=False),  # usage arrives in x_groq on the last chunk
         ProviderSpec("google", "openai_wire", "gemini_api_key", "gemini_base_url", "GEMINI_API_KEY",
-                     "x-gemini-api-key"),
+                     "x-gemini-api-key", sends_user=False),
         ProviderSpec("openrouter", "openai_wire", "openrouter_api_key", "openrouter_base_url",
                      "OPENROUTER_API_KEY", "x-openrouter-api-key"),
         ProviderSpec("compat", "openai_wire", "compat_api_key", "compat_base_url",
@@ -96,7 +97,8 @@ def target_for(spec: ProviderSpec, model: str, settings: Settings, *, timeout_s:
             "compat/... models need OPENAI_COMPATIBLE_BASE_URL (e.g. http://localhost:11434/v1 for Ollama)",
             code="provider_not_configured")
     return Target(spec.name, model, key or "unused", base_url, timeout_s, byok=bool(byok_key),
-                  max_tokens_field=spec.max_tokens_field, usage_in_stream=spec.usage_in_stream)
+                  max_tokens_field=spec.max_tokens_field, usage_in_stream=spec.usage_in_stream,
+                  sends_user=spec.sends_user)
 
 
 # --- shared OpenAI SDK clients -------------------------------------------------------------------

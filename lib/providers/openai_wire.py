@@ -72,7 +72,7 @@ def wire_params(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
         params["tool_choice"] = wire_tool_choice(request.tool_choice)
     if request.response_format is not None:
         params["response_format"] = request.response_format
-    if request.user:
+    if request.user and target.sends_user:
         params["user"] = request.user
     if stream:
         params["stream"] = True

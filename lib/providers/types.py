@@ -149,6 +149,7 @@ class Target:
     byok: bool = False
     max_tokens_field: str = "max_tokens"  # OpenAI itself now wants max_completion_tokens
     usage_in_stream: bool = True  # ask for usage in the last stream chunk (stream_options)
+    sends_user: bool = True  # pass `user` on to the provider
 
 
 class Adapter(Protocol):
