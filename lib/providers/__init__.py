@@ -34,7 +34,6 @@ class ProviderSpec:
     byok_header: str | None  # the header a caller may send its own key in (ALLOW_BYOK=1)
     needs_key: bool = True
     supports_tools: bool = True
-    supports_json_schema: bool = True
     usage_in_stream: bool = True  # ask for usage in the last stream chunk (stream_options)
     max_tokens_field: str = "max_tokens"
     models: tuple[str, ...] | None = None  # the only models it serves; None: whatever the provider has
@@ -55,8 +54,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         ProviderSpec("openrouter", "openai_wire", "openrouter_api_key", "openrouter_base_url",
                      "OPENROUTER_API_KEY", "x-openrouter-api-key"),
         ProviderSpec("compat", "openai_wire", "compat_api_key", "compat_base_url",
-                     "OPENAI_COMPATIBLE_API_KEY", "x-compat-api-key", needs_key=False,
-                     supports_json_schema=False),
+                     "OPENAI_COMPATIBLE_API_KEY", "x-compat-api-key", needs_key=False),
         ProviderSpec("local", "local", None, None, "", None, needs_key=False, supports_tools=False,
                      models=("echo",)),
     )
