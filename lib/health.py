@@ -35,7 +35,7 @@ async def check_health(settings: Settings) -> dict[str, Any]:
         report["postgres_version"] = versions["postgres"]
         report["pgvector_version"] = versions["pgvector"]
         report["database_latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    except (errors.ApiError, asyncio.TimeoutError, OSError) as exc:
+    except (errors.ApiError, TimeoutError, OSError) as exc:
         log("warning", "health_database_unavailable", detail=scrub(repr(exc.__cause__ or exc)))
         report["status"] = "error"
         report["database"] = "unavailable"

@@ -80,9 +80,14 @@ def sse_response(
     """Server-sent events: each item becomes `data: <json>\\n\\n` (strings are sent as they are)."""
 
     async def encode() -> AsyncIterator[bytes]:
-        async for event in events:
-            payload = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
-            yield f"data: {payload}\n\n".encode()
+        try:
+            async for event in events:
+                payload = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+                yield f"data: {payload}\n\n".encode()
+        finally:
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
 
     base = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
     base.update(headers or {})
@@ -211,7 +216,7 @@ class Endpoint:
         response.headers.update(extra_headers)
         outcome["status"] = response.status
         try:
-            await _send_response(send, response, request_id)
+            await _send_response(send, receive, response, request_id)
         finally:
             log("info", "request", method=method, path=scope.get("path", ""),
                 status=outcome["status"], duration_ms=round((time.perf_counter() - started) * 1000, 2),
@@ -424,7 +429,9 @@ def _validate(model: Any, data: dict[str, Any]) -> Any:
         raise errors.ValidationFailed(f"invalid request: {summary}", details=details) from None
 
 
-async def _send_response(send: Send, response: Response | StreamingResponse, request_id: str) -> None:
+async def _send_response(
+    send: Send, receive: Receive, response: Response | StreamingResponse, request_id: str
+) -> None:
     headers = dict(response.headers)
     headers.setdefault("content-type", response.media_type)
     if isinstance(response, Response):
@@ -435,22 +442,54 @@ async def _send_response(send: Send, response: Response | StreamingResponse, req
         return
     await send({"type": "http.response.start", "status": response.status,
                 "headers": _encode_headers(headers)})
+    if await _stream_until_disconnect(send, receive, response.chunks, request_id):
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _stream_until_disconnect(
+    send: Send, receive: Receive, chunks: AsyncIterator[bytes | str], request_id: str
+) -> bool:
+    """Send chunks as they come; stop, and close the iterator (and so the provider stream behind
+    it), as soon as the client goes away, so an abandoned stream stops spending tokens.
+    Returns False when the client disconnected."""
+    import asyncio
+
+    async def client_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(client_gone())
+    iterator = chunks.__aiter__()
+    connected = True
     try:
-        async for chunk in response.chunks:
+        while True:
+            next_chunk = asyncio.ensure_future(iterator.__anext__())
+            await asyncio.wait({next_chunk, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not next_chunk.done():
+                next_chunk.cancel()
+                await asyncio.gather(next_chunk, return_exceptions=True)
+                connected = False
+                log("info", "client_disconnected", request_id=request_id)
+                return False
+            try:
+                chunk = next_chunk.result()
+            except StopAsyncIteration:
+                return True
             data = chunk.encode() if isinstance(chunk, str) else chunk
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
     except Exception as exc:  # noqa: BLE001 - headers are gone; log and close the stream
         log("error", "stream_failed", request_id=request_id, exception=type(exc).__name__,
             detail=scrub(_traceback(exc)))
+        return connected
     finally:
-        close = getattr(response.chunks, "aclose", None)
+        watcher.cancel()
+        close = getattr(chunks, "aclose", None)
         if close is not None:
             try:
                 await close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing a broken stream must not mask the result
                 pass
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

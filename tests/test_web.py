@@ -24,6 +24,7 @@ class Greeting(BaseModel):
 
 app = Endpoint("greet")
 release_stream = threading.Event()
+stream_closed = threading.Event()
 
 
 @app.post(Greeting)
@@ -42,6 +43,16 @@ async def greet(request: Request, body: Greeting) -> dict:
             yield {"type": "second"}
 
         return sse_response(events())
+    if body.name == "forever":
+        async def endless():
+            try:
+                yield {"type": "first"}
+                await asyncio.sleep(3600)  # an upstream that never sends another token
+                yield {"type": "never"}
+            finally:
+                stream_closed.set()
+
+        return sse_response(endless())
     if body.name == "text":
         async def chunks():
             yield "hello "
@@ -228,3 +239,13 @@ def test_plain_text_stream():
         response = httpx.post(f"{base}/api/greet", json={"name": "text"}, timeout=10)
     assert response.text == "hello world"
     assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_client_disconnect_closes_the_stream_behind_the_response():
+    stream_closed.clear()
+    with serve_asgi(app) as base, httpx.Client(base_url=base, timeout=10) as http:
+        with http.stream("POST", "/api/greet", json={"name": "forever"}) as response:
+            first = next(line for line in response.iter_lines() if line)
+            assert json.loads(first.removeprefix("data: ")) == {"type": "first"}
+        # leaving the block closes the connection; the server must stop and close the generator
+        assert stream_closed.wait(5), "the stream kept running after the client went away"
