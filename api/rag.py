@@ -39,7 +39,7 @@ class RagRequest(BaseModel):
     namespace: str = Field("default", min_length=1, max_length=200)
     top_k: int = Field(5, ge=1, le=100)
     mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["weighted", "rrf"] = "weighted"
     weights: Weights | None = None
     filter: dict[str, Any] | None = None
     document_ids: list[UUID] | None = Field(None, max_length=1000)

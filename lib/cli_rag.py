@@ -16,7 +16,7 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--mode", choices=["hybrid", "keyword", "vector"], default="hybrid")
-    parser.add_argument("--fusion", choices=["rrf", "weighted"], default="rrf")
+    parser.add_argument("--fusion", choices=["weighted", "rrf"], default="weighted")
     parser.add_argument("--filter", type=json.loads, default=None, help='metadata filter as JSON, e.g. \'{"kind": "faq"}\'')
     parser.add_argument("--answer", action="store_true", help="also answer (extractive unless a model is set)")
     parser.add_argument("--model", default=None)

@@ -6,8 +6,8 @@
 - vector: cosine similarity through the partial HNSW index of the namespace's embedding model,
   `(embedding::vector(D)) vector_cosine_ops WHERE embedding_model = ...`, with
   `hnsw.iterative_scan = relaxed_order` so filtered searches still fill `top_k`.
-- hybrid: reciprocal rank fusion (the default, measured on SciFact) or a min-max normalized
-  weighted sum, with per-request weights.
+- hybrid: a min-max normalized weighted sum (the default: nDCG@10 0.738 on SciFact against 0.713
+  for reciprocal rank fusion, see bench/RESULTS.md) or reciprocal rank fusion, weights per request.
 
 Rankings return chunk ids and scores; `hydrate` fetches the text and document fields for the
 final few only.
@@ -45,7 +45,7 @@ class SearchOptions:
     document_ids: Sequence[str] = ()
     sources: Sequence[str] = ()
     min_score: float | None = None
-    fusion: str = "rrf"
+    fusion: str = "weighted"
     keyword_weight: float = 1.0
     vector_weight: float = 1.0
     k1: float | None = None

@@ -134,3 +134,40 @@ def test_a_query_of_stop_words_finds_nothing(database: str) -> None:
             return await scores(conn, "stop", "the of")
 
     assert run(main) == {}
+
+
+def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(database: str) -> None:
+    from lib.config import get_settings
+    from lib.index import delete_document, ingest_document
+
+    settings = get_settings()
+
+    async def main():
+        async def ingest(i: int, version: int):
+            text = f"Report {i} version {version}. " + " ".join(["alpha beta gamma delta"] * (i + version))
+            await ingest_document(text.encode(), f"r{i}.txt", namespace="busy", settings=settings)
+
+        await asyncio.gather(*(ingest(i, 1) for i in range(8)))
+        # replace half, delete two, add more, all at once
+        await asyncio.gather(*(ingest(i, 2) for i in range(4)),
+                             delete_document("busy", settings=settings, source="r6.txt"),
+                             delete_document("busy", settings=settings, source="r7.txt"),
+                             *(ingest(i, 1) for i in range(8, 12)))
+        async with db.connect() as conn:
+            cur = await conn.execute("SELECT sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'busy'")
+            kept = await cur.fetchone()
+            cur = await conn.execute(
+                "SELECT count(*), sum(n) FROM (SELECT c.id, sum(coalesce(array_length(t.positions, 1), 1)) AS n"
+                " FROM chunks c, unnest(to_tsvector('english', c.text)) t WHERE c.namespace = 'busy'"
+                " GROUP BY c.id) per_chunk")
+            truth = await cur.fetchone()
+            cur = await conn.execute(
+                "SELECT count(*) FROM chunk_terms p LEFT JOIN chunks c ON c.id = p.chunk_id"
+                " WHERE p.namespace = 'busy' AND c.id IS NULL")
+            dangling = (await cur.fetchone())[0]
+        return kept, truth, dangling
+
+    kept, truth, dangling = run(main)
+    assert tuple(kept) == tuple(truth)
+    assert truth[0] == 10  # twelve reports, two deleted (one chunk each)
+    assert dangling == 0
