@@ -155,12 +155,9 @@ def _no_context(prepared: Prepared) -> bool:
 
 async def answer(prepared: Prepared, settings: Settings) -> Finished:
     """The whole answer at once."""
-    text_parts: list[str] = []
     finished: Finished | None = None
     async for event in stream_answer(prepared, settings):
-        if isinstance(event, TextPiece):
-            text_parts.append(event.text)
-        else:
+        if isinstance(event, Finished):
             finished = event
     assert finished is not None
     return finished

@@ -70,11 +70,26 @@ async def answer_request(request: Request, body: Any) -> Any:
     streaming = body.stream if body.stream is not None else body.messages is not None
     if not streaming:
         return answer_json(prepared, await answer(prepared, settings))
+    # Wait for the first piece before answering: until then a refusal or a provider failure
+    # (budget, rate limit, every model down) is still a JSON error with the right status.
+    events = await started(stream_answer(prepared, settings))
     if body.protocol == "text":
-        return StreamingResponse(_text_chunks(stream_answer(prepared, settings)),
+        return StreamingResponse(_text_chunks(events),
                                  headers={"cache-control": "no-cache, no-transform",
                                           "x-conversation-id": prepared.conversation_id or ""})
-    return ui_stream_response(stream_answer(prepared, settings), prepared)
+    return ui_stream_response(events, prepared)
+
+
+async def started(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[TextPiece | Finished]:
+    """The same events, with the first one already produced."""
+    first = await anext(events)
+
+    async def chained() -> AsyncIterator[TextPiece | Finished]:
+        yield first
+        async for event in events:
+            yield event
+
+    return chained()
 
 
 def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:

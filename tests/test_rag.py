@@ -325,3 +325,13 @@ def test_conversation_turns_are_stored_and_scoped(client, manuals) -> None:
     # the same id in another namespace is not this conversation
     other = client.post("/api/rag", json={"query": "x", "namespace": "other", "conversation_id": "chat-abc"})
     assert other.status_code == 404
+
+
+def test_a_provider_failing_before_the_first_token_is_a_json_error(client, manuals, fake_provider) -> None:
+    fake_provider.queue(*[Reply(status=400, json={"error": {"message": "bad request", "type": "invalid"}})] * 3)
+    messages = [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "How long is the warranty?"}]}]
+    response = client.post("/api/rag", json={"messages": messages, "namespace": "manuals",
+                                             "model": "openai/gpt-4o-mini"})
+    assert response.status_code >= 400
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["code"]
