@@ -1,15 +1,19 @@
-"""Structure-aware recursive chunking: text -> chunks of at most N tokens, with overlap.
+"""Structure-aware chunking: text -> chunks of at most N tokens, with overlap.
 
-A span too large for one chunk is cut at the coarsest boundary that exists inside it: paragraphs
-(blank lines), then lines, then sentences, then words, and only for a single "word" longer than a
-chunk (a base64 blob) at a token count. The pieces are then packed greedily, in order, into chunks
-of at most `size_tokens` estimated tokens (`lib.tokens`), each new chunk repeating up to
-`overlap_tokens` of whole trailing pieces of the previous one. Chunks never cross a heading or a
-page: `chunk_document` packs each run of sections with the same heading path and page on its own,
-and code and tables are cut at lines, never mid-sentence-heuristics.
+Each chunk is cut at the coarsest boundary that lies inside the window a chunk can cover:
+the last paragraph break (blank line) in the window, else the last line break, else the last
+sentence end, else the last space, and only for one unbroken run longer than a chunk (a base64
+blob) at a size. A paragraph larger than a chunk therefore starts a chunk of its own and is cut
+at sentences, as a recursive splitter would; the window is found with a few C-speed searches
+(`str.rfind`, `lib.tokens.SpanCounter`) rather than by measuring every paragraph, which is what
+makes this faster than splitters that only count characters. Each new chunk repeats the previous
+one's last whole sentences (or lines) worth at most `overlap_tokens`.
+
+Chunks never cross a heading or a page: `chunk_document` chunks each run of sections with the same
+heading path, page and kind on its own; code and tables are cut at lines, never at sentences.
 
 Deterministic (no randomness, no dict-order effects): the same text and options give the same
-chunks. Every chunk's `text` is exactly `source[char_start:char_end]`.
+chunks. Every chunk's `text` is exactly `source[char_start:char_end]`; sizes are estimated tokens.
 
 Contract: `chunk_text(text, size_tokens=..., overlap_tokens=...) -> list[Chunk]` and
 `chunk_document(extracted_document, size_tokens=..., overlap_tokens=...) -> list[Chunk]`.
@@ -18,11 +22,10 @@ Contract: `chunk_text(text, size_tokens=..., overlap_tokens=...) -> list[Chunk]`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lib.tokens import count_tokens, token_spans
+from lib.tokens import SpanCounter, to_tokens
 
 if TYPE_CHECKING:
     from lib.documents import ExtractedDocument
@@ -31,7 +34,7 @@ DEFAULT_SIZE_TOKENS = 400
 DEFAULT_OVERLAP_TOKENS = 60
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Chunk:
     """One piece of a document, ready to embed. Offsets index the extracted text."""
 
@@ -46,62 +49,24 @@ class Chunk:
 
 
 # --- boundaries ----------------------------------------------------------------------------------
+#
+# A level knows two searches over text[lo:hi]: `last` finds the last boundary and returns
+# (where the chunk before it ends, where the text after it starts); `first` returns where the
+# first unit starting at or after `lo` begins (for overlaps).
 
-Span = tuple[int, int]
-Splitter = Callable[[str, int, int], list[Span]]
+Cut = tuple[int, int]
 
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_LINE_BREAK = re.compile(r"[ \t]*\n\s*")
-_WHITESPACE = re.compile(r"\s+")
-_SENTENCE_END = re.compile(
-    r"(?:(?<=[.!?\u2026])|(?<=[.!?\u2026][\"'\u201d\u2019)\]]))\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9\u00c0-\u00de])"
-    r"|(?<=[\u3002\uff01\uff1f])"
-)
+# A sentence ends at `.`, `!` or `?` (maybe closing a quote or bracket) followed by whitespace and
+# then a capital letter, a digit or an opening quote; or at a full-width CJK stop. The pattern
+# opens with a character class, so the regex engine skips ahead at C speed; the rest is checked
+# in Python only for the few candidates it finds.
+_END_MARK = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]?(?=\s)|[\u3002\uff01\uff1f]")
+_OPENERS = "\"'\u201c\u2018(["
 # Words after which a period does not end a sentence ("Dr. Smith", "e.g. This").
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc inc ltd co corp fig no vol pp eq approx dept est"
     " e.g i.e cf al jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
-
-
-def _split_at(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[Span]:
-    pieces: list[Span] = []
-    pos = start
-    for match in pattern.finditer(text, start, end):
-        if match.start() > pos:
-            pieces.append((pos, match.start()))
-        pos = max(pos, match.end())
-    if pos < end:
-        pieces.append((pos, end))
-    return pieces
-
-
-def _paragraphs(text: str, start: int, end: int) -> list[Span]:
-    return _split_at(_PARAGRAPH_BREAK, text, start, end)
-
-
-def _lines(text: str, start: int, end: int) -> list[Span]:
-    return _split_at(_LINE_BREAK, text, start, end)
-
-
-def _words(text: str, start: int, end: int) -> list[Span]:
-    return _split_at(_WHITESPACE, text, start, end)
-
-
-def _sentences(text: str, start: int, end: int) -> list[Span]:
-    pieces: list[Span] = []
-    pos = start
-    for match in _SENTENCE_END.finditer(text, start, end):
-        cut = match.start()
-        if cut <= pos or _ends_with_abbreviation(text, pos, cut):
-            continue
-        pieces.append((pos, cut))
-        pos = match.end()
-    if pos < end:
-        pieces.append((pos, end))
-    return pieces
-
-
 def _ends_with_abbreviation(text: str, start: int, cut: int) -> bool:
     tail = text[max(start, cut - 12):cut].rstrip("\"'\u201d\u2019)]")
     if not tail.endswith("."):
@@ -111,88 +76,153 @@ def _ends_with_abbreviation(text: str, start: int, cut: int) -> bool:
     return (len(word) == 1 and word.isalpha()) or word.lower() in _ABBREVIATIONS
 
 
-# Which boundaries to try, coarsest first, for each kind of section.
-_LEVELS: dict[str, tuple[Splitter, ...]] = {
-    "text": (_paragraphs, _lines, _sentences, _words),
-    "code": (_paragraphs, _lines, _words),
-    "table": (_lines, _words),
+class _Separator:
+    """A literal separator: blank line, line break or space."""
+
+    def __init__(self, separator: str) -> None:
+        self.separator = separator
+
+    def last(self, text: str, chunk_start: int, lo: int, hi: int) -> Cut | None:
+        at = text.rfind(self.separator, lo, hi + len(self.separator))
+        if at <= lo or at > hi:
+            return None
+        return at, at + len(self.separator)
+
+    def first(self, text: str, lo: int, hi: int) -> int | None:
+        at = text.find(self.separator, lo, hi)
+        return None if at == -1 else at + len(self.separator)
+
+
+class _Sentences:
+    """Sentence ends, skipping abbreviations ("Dr.", "e.g.") and lower-case continuations."""
+
+    @staticmethod
+    def _following(text: str, chunk_start: int, cut: int) -> int | None:
+        """Where the next sentence starts if `cut` ends one, else None."""
+        if text[cut - 1] in "\u3002\uff01\uff1f":
+            return cut
+        after = _skip_space(text, cut, len(text))
+        if after >= len(text):
+            return None
+        following = text[after + 1] if text[after] in _OPENERS and after + 1 < len(text) else text[after]
+        if (following.isupper() or following.isdigit()) and not _ends_with_abbreviation(text, chunk_start, cut):
+            return after
+        return None
+
+    def last(self, text: str, chunk_start: int, lo: int, hi: int) -> Cut | None:
+        found = None
+        for match in _END_MARK.finditer(text, lo, hi):
+            cut = match.end()
+            if cut > lo and (after := self._following(text, chunk_start, cut)) is not None:
+                found = (cut, after)
+        return found
+
+    def first(self, text: str, lo: int, hi: int) -> int | None:
+        for match in _END_MARK.finditer(text, lo, hi):
+            if (after := self._following(text, lo, match.end())) is not None:
+                return after
+        return None
+
+
+_PARAGRAPH, _LINE, _SENTENCE, _WORD = _Separator("\n\n"), _Separator("\n"), _Sentences(), _Separator(" ")
+
+# Boundaries to try, coarsest first, per kind of section; the last one is also used for overlaps.
+_LEVELS: dict[str, tuple] = {
+    "text": (_PARAGRAPH, _LINE, _SENTENCE, _WORD),
+    "code": (_PARAGRAPH, _LINE, _WORD),
+    "table": (_LINE, _WORD),
 }
+_OVERLAP_UNITS: dict[str, tuple] = {"text": (_LINE, _SENTENCE), "code": (_LINE,), "table": (_LINE,)}
 
 
-# --- cutting a span into pieces that each fit ------------------------------------------------------
+# --- cutting one span into chunks ------------------------------------------------------------------
+
+Piece = tuple[int, int, int]  # (start, end, estimate in hundredths of a token)
 
 
-def _pieces(text: str, start: int, end: int, size: int, levels: Sequence[Splitter]) -> list[tuple[int, int, int]]:
-    """(start, end, tokens) pieces covering the non-blank text of [start, end), each <= size."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
+def _skip_space(text: str, at: int, end: int) -> int:
+    while at < end and text[at].isspace():
+        at += 1
+    return at
+
+
+def _trim_space(text: str, start: int, at: int) -> int:
+    while at > start and text[at - 1].isspace():
+        at -= 1
+    return at
+
+
+def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap: int, kind: str) -> list[Piece]:
+    """Chunks of text[start:end], each within `limit` hundredths of a token."""
+    text = counter.text
+    start, end = _skip_space(text, start, end), _trim_space(text, start, end)
     if start >= end:
         return []
-    tokens = count_tokens(text[start:end])
-    if tokens <= size:
-        return [(start, end, tokens)]
-    for depth, split in enumerate(levels):
-        spans = split(text, start, end)
-        if len(spans) > 1:
-            out: list[tuple[int, int, int]] = []
-            for s, e in spans:
-                out.extend(_pieces(text, s, e, size, levels[depth + 1:]))
-            return out
-    return _cut_by_tokens(text, start, end, size)
-
-
-def _cut_by_tokens(text: str, start: int, end: int, size: int) -> list[tuple[int, int, int]]:
-    """Last resort for one unbroken run longer than a chunk: cut every `size` tokens."""
-    spans = token_spans(text[start:end])
-    out = []
-    for i in range(0, len(spans), size):
-        group = spans[i:i + size]
-        piece_end = spans[i + size][0] if i + size < len(spans) else end - start
-        out.append((start + group[0][0], start + piece_end, len(group)))
-    return out
-
-
-# --- packing pieces into chunks ------------------------------------------------------------------
-
-
-def _gap_tokens(text: str, end: int, start: int) -> int:
-    return count_tokens(text[end:start]) if start > end else 0
-
-
-def _pack(
-    text: str, pieces: list[tuple[int, int, int]], size: int, overlap: int
-) -> list[tuple[int, int, int]]:
-    """Greedy packing of consecutive pieces into (start, end, tokens) chunks of <= size tokens."""
-    chunks: list[tuple[int, int, int]] = []
-    n = len(pieces)
-    i = 0
-    while i < n:
-        total = pieces[i][2]
-        j = i + 1
-        while j < n:
-            added = _gap_tokens(text, pieces[j - 1][1], pieces[j][0]) + pieces[j][2]
-            if total + added > size:
+    total = counter.hundredths(start, end)
+    if total <= limit:
+        return [(start, end, total)]
+    levels = _LEVELS.get(kind, _LEVELS["text"])
+    units = _OVERLAP_UNITS.get(kind, _OVERLAP_UNITS["text"])
+    per_char = total / (end - start)  # hundredths per character, to place the window
+    window = max(1, int(limit / per_char))
+    chunks: list[Piece] = []
+    s = start
+    previous_end = start  # a chunk must reach past the previous one
+    after_previous = start  # where the text after the previous chunk starts (no overlap)
+    while True:
+        if end - s <= window + window // 4:  # the rest may fit in one chunk
+            size = counter.hundredths(s, end)
+            if size <= limit:
+                chunks.append((s, end, size))
+                return chunks
+        lo = _skip_space(text, max(s, previous_end), end)  # a cut must keep something past here
+        hi = min(end, max(lo + 1, s + window + window // 8))
+        cut: tuple[int, int, int] | None = None
+        while cut is None:
+            found = None
+            for level in levels:
+                found = level.last(text, s, lo, hi)
+                if found is not None:
+                    break
+            e, following = found if found is not None else (hi, hi)  # no boundary: cut by size
+            e = _trim_space(text, s, e)
+            size = counter.hundredths(s, e)
+            if size <= limit and e > lo:
+                cut = (e, following, size)
                 break
-            total += added
-            j += 1
-        chunks.append((pieces[i][0], pieces[j - 1][1], total))
-        if j >= n:
-            break
-        # Start the next chunk with whole trailing pieces worth at most `overlap` tokens, leaving
-        # room for the piece that did not fit, so every chunk brings something new.
-        k = j
-        carried = 0
-        room = size - pieces[j][2]
-        while k - 1 > i and overlap > 0:
-            added = pieces[k - 1][2] + _gap_tokens(text, pieces[k - 1][1], pieces[k][0])
-            if carried + added > overlap or carried + added > room:
-                break
-            carried += added
-            k -= 1
-        i = k
-    return chunks
+            # Too large (the window was placed by the average density): shrink it in proportion.
+            shrunk = s + max(1, (max(e, lo + 1) - s) * limit // max(size, 1))
+            hi = min(hi - 1, shrunk)
+            if hi <= lo:
+                if s < after_previous:  # the overlap leaves no room: start after it instead
+                    s = lo = after_previous
+                    hi = min(end, s + window + 1)
+                    continue
+                hi = lo + 1  # a single character over the limit: take it alone
+                cut = (hi, hi, counter.hundredths(s, hi))
+        e, following, size = cut
+        chunks.append((s, e, size))
+        following = _skip_space(text, following, end)
+        if following >= end:
+            return chunks
+        previous_end, after_previous = e, following
+        s = following
+        if overlap > 0:
+            s = _overlap_start(counter, units, s, chunks[-1][0], e, overlap, per_char)
+
+
+def _overlap_start(counter: SpanCounter, units: tuple, following: int, chunk_start: int, chunk_end: int,
+                   overlap: int, per_char: float) -> int:
+    """Where the next chunk starts so that it repeats the previous chunk's last whole sentences
+    or lines, about `overlap` worth: the first unit that starts in the overlap window. The next
+    chunk is measured in full, so an overlap a little over its budget never makes it too large."""
+    text = counter.text
+    lo = max(chunk_start + 1, chunk_end - int(overlap / per_char))
+    starts = [at for unit in units if (at := unit.first(text, lo, chunk_end)) is not None]
+    if not starts:
+        return following
+    at = min(starts)
+    return at if at < chunk_end else following
 
 
 def _check_sizes(size_tokens: int, overlap_tokens: int) -> None:
@@ -214,11 +244,9 @@ def chunk_text(
 ) -> list[Chunk]:
     """Cut plain text into chunks of at most `size_tokens`, overlapping by up to `overlap_tokens`."""
     _check_sizes(size_tokens, overlap_tokens)
-    pieces = _pieces(text, 0, len(text), size_tokens, _LEVELS.get(kind, _LEVELS["text"]))
-    return [
-        Chunk(text[s:e], s, e, tokens, position=i, kind=kind)
-        for i, (s, e, tokens) in enumerate(_pack(text, pieces, size_tokens, overlap_tokens))
-    ]
+    counter = SpanCounter(text)
+    pieces = _chunk_span(counter, 0, len(text), size_tokens * 100, overlap_tokens * 100, kind)
+    return [Chunk(text[s:e], s, e, to_tokens(size), (), None, i, kind) for i, (s, e, size) in enumerate(pieces)]
 
 
 def chunk_document(
@@ -228,30 +256,22 @@ def chunk_document(
 ) -> list[Chunk]:
     """Chunk an extracted document section by section, keeping heading path, page and kind.
 
-    Consecutive sections with the same heading path, page and kind are packed together, so a
+    Consecutive sections with the same heading path, page and kind are chunked together, so a
     heading followed by short paragraphs still gives full-size chunks; a new heading, page or a
     switch between prose, code and table starts a new chunk.
     """
     _check_sizes(size_tokens, overlap_tokens)
     text = document.text
+    counter = SpanCounter(text)
     chunks: list[Chunk] = []
-    group: list[tuple[int, int, int]] = []
-    group_key: tuple | None = None
-
-    def flush() -> None:
-        if not group or group_key is None:
-            return
-        heading_path, page, kind = group_key
-        for s, e, tokens in _pack(text, group, size_tokens, overlap_tokens):
-            chunks.append(Chunk(text[s:e], s, e, tokens, heading_path, page, len(chunks), kind))
-        group.clear()
-
+    runs: list[tuple[tuple, int, int]] = []  # (key, start, end) of each run of like sections
     for section in document.sections:
         key = (tuple(section.heading_path), section.page, section.kind)
-        if key != group_key:
-            flush()
-            group_key = key
-        levels = _LEVELS.get(section.kind, _LEVELS["text"])
-        group.extend(_pieces(text, section.char_start, section.char_end, size_tokens, levels))
-    flush()
+        if runs and runs[-1][0] == key:
+            runs[-1] = (key, runs[-1][1], section.char_end)
+        else:
+            runs.append((key, section.char_start, section.char_end))
+    for (heading_path, page, kind), start, end in runs:
+        for s, e, size in _chunk_span(counter, start, end, size_tokens * 100, overlap_tokens * 100, kind):
+            chunks.append(Chunk(text[s:e], s, e, to_tokens(size), heading_path, page, len(chunks), kind))
     return chunks
