@@ -22,10 +22,9 @@ Contract: `chunk_text(text, size_tokens=..., overlap_tokens=...) -> list[Chunk]`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-from lib.tokens import SpanCounter, to_tokens
+from lib.tokens import UNITS_PER_TOKEN, SpanCounter, to_tokens
 
 if TYPE_CHECKING:
     from lib.documents import ExtractedDocument
@@ -34,9 +33,9 @@ DEFAULT_SIZE_TOKENS = 400
 DEFAULT_OVERLAP_TOKENS = 60
 
 
-@dataclass(slots=True)
-class Chunk:
-    """One piece of a document, ready to embed. Offsets index the extracted text."""
+class Chunk(NamedTuple):
+    """One piece of a document, ready to embed. Offsets index the extracted text.
+    (A named tuple: immutable, and the cheapest object Python builds, which matters at 20 MB.)"""
 
     text: str
     char_start: int
@@ -68,12 +67,11 @@ _ABBREVIATIONS = frozenset(
     " e.g i.e cf al jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
 def _ends_with_abbreviation(text: str, start: int, cut: int) -> bool:
-    tail = text[max(start, cut - 12):cut].rstrip("\"'\u201d\u2019)]")
-    if not tail.endswith("."):
-        return False
-    word = tail[:-1].rsplit(None, 1)[-1] if tail[:-1].strip() else ""
-    word = word.lstrip("(\"'")
-    return (len(word) == 1 and word.isalpha()) or word.lower() in _ABBREVIATIONS
+    if text[cut - 1] != ".":
+        return False  # "?" and "!" and closing quotes always end a sentence
+    space = max(text.rfind(" ", max(start, cut - 12), cut), text.rfind("\n", max(start, cut - 12), cut))
+    word = text[max(start, space + 1, cut - 12):cut - 1].lstrip("(\"'\u201c").lower()
+    return (len(word) == 1 and word.isalpha()) or word in _ABBREVIATIONS
 
 
 class _Separator:
@@ -132,17 +130,22 @@ _LEVELS: dict[str, tuple] = {
     "code": (_PARAGRAPH, _LINE, _WORD),
     "table": (_LINE, _WORD),
 }
-_OVERLAP_UNITS: dict[str, tuple] = {"text": (_LINE, _SENTENCE), "code": (_LINE,), "table": (_LINE,)}
+# Where an overlap may start in prose: after a line break or a sentence end (checked as above).
+_UNIT_START = re.compile(r"\n|[.!?\u2026][\"'\u201d\u2019)\]]?(?=\s)|[\u3002\uff01\uff1f]")
 
 
 # --- cutting one span into chunks ------------------------------------------------------------------
 
-Piece = tuple[int, int, int]  # (start, end, estimate in hundredths of a token)
+Piece = tuple[int, int, int]  # (start, end, estimate in units of `lib.tokens`)
+
+
+_NOT_SPACE = re.compile(r"\S")
 
 
 def _skip_space(text: str, at: int, end: int) -> int:
-    while at < end and text[at].isspace():
-        at += 1
+    if at < end and text[at].isspace():
+        found = _NOT_SPACE.search(text, at, end)
+        return found.start() if found else end
     return at
 
 
@@ -153,17 +156,16 @@ def _trim_space(text: str, start: int, at: int) -> int:
 
 
 def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap: int, kind: str) -> list[Piece]:
-    """Chunks of text[start:end], each within `limit` hundredths of a token."""
+    """Chunks of text[start:end], each within `limit` units of `lib.tokens`."""
     text = counter.text
     start, end = _skip_space(text, start, end), _trim_space(text, start, end)
     if start >= end:
         return []
-    total = counter.hundredths(start, end)
+    total = counter.units(start, end)
     if total <= limit:
         return [(start, end, total)]
     levels = _LEVELS.get(kind, _LEVELS["text"])
-    units = _OVERLAP_UNITS.get(kind, _OVERLAP_UNITS["text"])
-    per_char = total / (end - start)  # hundredths per character, to place the window
+    per_char = total / (end - start)  # units per character, to place the window
     window = max(1, int(limit / per_char))
     chunks: list[Piece] = []
     s = start
@@ -171,12 +173,12 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
     after_previous = start  # where the text after the previous chunk starts (no overlap)
     while True:
         if end - s <= window + window // 4:  # the rest may fit in one chunk
-            size = counter.hundredths(s, end)
+            size = counter.units(s, end)
             if size <= limit:
                 chunks.append((s, end, size))
                 return chunks
         lo = _skip_space(text, max(s, previous_end), end)  # a cut must keep something past here
-        hi = min(end, max(lo + 1, s + window + window // 8))
+        hi = min(end, max(lo + 1, s + window))
         cut: tuple[int, int, int] | None = None
         while cut is None:
             found = None
@@ -186,7 +188,7 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
                     break
             e, following = found if found is not None else (hi, hi)  # no boundary: cut by size
             e = _trim_space(text, s, e)
-            size = counter.hundredths(s, e)
+            size = counter.units(s, e)
             if size <= limit and e > lo:
                 cut = (e, following, size)
                 break
@@ -199,7 +201,7 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
                     hi = min(end, s + window + 1)
                     continue
                 hi = lo + 1  # a single character over the limit: take it alone
-                cut = (hi, hi, counter.hundredths(s, hi))
+                cut = (hi, hi, counter.units(s, hi))
         e, following, size = cut
         chunks.append((s, e, size))
         following = _skip_space(text, following, end)
@@ -208,21 +210,29 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
         previous_end, after_previous = e, following
         s = following
         if overlap > 0:
-            s = _overlap_start(counter, units, s, chunks[-1][0], e, overlap, per_char)
+            s = _overlap_start(counter, kind, s, chunks[-1][0], e, overlap, per_char)
 
 
-def _overlap_start(counter: SpanCounter, units: tuple, following: int, chunk_start: int, chunk_end: int,
+def _overlap_start(counter: SpanCounter, kind: str, following: int, chunk_start: int, chunk_end: int,
                    overlap: int, per_char: float) -> int:
-    """Where the next chunk starts so that it repeats the previous chunk's last whole sentences
-    or lines, about `overlap` worth: the first unit that starts in the overlap window. The next
-    chunk is measured in full, so an overlap a little over its budget never makes it too large."""
+    """Where the next chunk starts so that it repeats the previous chunk's last whole lines or
+    sentences, about `overlap` worth: the first line or sentence that starts in the overlap
+    window. The next chunk is measured in full, so an overlap a little over its budget never
+    makes it too large."""
     text = counter.text
     lo = max(chunk_start + 1, chunk_end - int(overlap / per_char))
-    starts = [at for unit in units if (at := unit.first(text, lo, chunk_end)) is not None]
-    if not starts:
-        return following
-    at = min(starts)
-    return at if at < chunk_end else following
+    if kind != "text":
+        at = text.find("\n", lo, chunk_end)
+        at = _skip_space(text, at + 1, chunk_end) if at != -1 else chunk_end
+        return at if at < chunk_end else following
+    for match in _UNIT_START.finditer(text, lo, chunk_end):
+        if match.group() == "\n":
+            at = _skip_space(text, match.end(), chunk_end)
+        else:
+            at = _Sentences._following(text, lo, match.end())
+        if at is not None:
+            return at if at < chunk_end else following
+    return following
 
 
 def _check_sizes(size_tokens: int, overlap_tokens: int) -> None:
@@ -245,7 +255,7 @@ def chunk_text(
     """Cut plain text into chunks of at most `size_tokens`, overlapping by up to `overlap_tokens`."""
     _check_sizes(size_tokens, overlap_tokens)
     counter = SpanCounter(text)
-    pieces = _chunk_span(counter, 0, len(text), size_tokens * 100, overlap_tokens * 100, kind)
+    pieces = _chunk_span(counter, 0, len(text), size_tokens * UNITS_PER_TOKEN, overlap_tokens * UNITS_PER_TOKEN, kind)
     return [Chunk(text[s:e], s, e, to_tokens(size), (), None, i, kind) for i, (s, e, size) in enumerate(pieces)]
 
 
@@ -272,6 +282,6 @@ def chunk_document(
         else:
             runs.append((key, section.char_start, section.char_end))
     for (heading_path, page, kind), start, end in runs:
-        for s, e, size in _chunk_span(counter, start, end, size_tokens * 100, overlap_tokens * 100, kind):
+        for s, e, size in _chunk_span(counter, start, end, size_tokens * UNITS_PER_TOKEN, overlap_tokens * UNITS_PER_TOKEN, kind):
             chunks.append(Chunk(text[s:e], s, e, to_tokens(size), heading_path, page, len(chunks), kind))
     return chunks
