@@ -45,7 +45,12 @@ def _weight_table() -> bytes:
 
 
 _WEIGHTS = _weight_table()
-_STEP = (_ADLER_MODULUS - 1) // _FOUR_BYTE  # the longest slice whose byte sum cannot wrap around
+_STEP = (_ADLER_MODULUS - 1) // _FOUR_BYTE
+_WIDE = re.compile(r"[^\x00-\x7f]+")
+# Weights of the characters that make runs, mapped to 1 and everything else to 0: four 1s in a
+# row are where a run may be (one bytes search), and the regex then finds the real runs.
+_RUN_CHARS = bytes(1 if chr(byte) in "-=*_~#" else 0 for byte in range(256))
+_RUN_MARKS = b"\x01" * 4  # the longest slice whose byte sum cannot wrap around
 
 
 def _weight_sum(weights: memoryview | bytes, start: int, end: int) -> int:
@@ -60,30 +65,65 @@ def _weight_sum(weights: memoryview | bytes, start: int, end: int) -> int:
 class SpanCounter:
     """Estimates for spans of one text: what the chunker calls for every cut it considers.
 
-    An ASCII text (the common case, an O(1) check) is weighed once, one byte per character, and a
-    span then costs one C call on a zero-copy slice. Other texts weigh each span's UTF-8 bytes.
+    The text's UTF-8 bytes are weighed once (`bytes.translate`); a span then costs one C call on
+    a zero-copy slice. String offsets become byte offsets directly for ASCII text (an O(1)
+    check), through the list of non-ASCII runs when those are sparse (English with typographic
+    quotes), and by encoding the span itself when they are dense (CJK).
     """
 
-    __slots__ = ("text", "view", "runs")
+    __slots__ = ("text", "view", "wide_starts", "wide_ends", "extra_before", "runs")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.view = memoryview(text.encode("ascii").translate(_WEIGHTS)) if text.isascii() else None
+        self.view: memoryview | None = None
+        self.wide_starts: list[int] = []  # non-ASCII runs: where each starts and ends (characters)
+        self.wide_ends: list[int] = []
+        self.extra_before: list[int] = []  # UTF-8 bytes beyond one per character before each run
+        raw = b""
+        if text.isascii():  # O(1): CPython keeps this flag on every string
+            raw = text.encode("ascii")
+            self.view = memoryview(raw.translate(_WEIGHTS))
+        else:
+            extra = 0
+            for match in _WIDE.finditer(text):
+                if len(self.wide_starts) * 16 > len(text):  # dense: weigh each span instead
+                    self.wide_starts = []
+                    break
+                self.wide_starts.append(match.start())
+                self.wide_ends.append(match.end())
+                self.extra_before.append(extra)
+                extra += len(match.group().encode("utf-8", "surrogatepass")) - len(match.group())
+            else:
+                raw = text.encode("utf-8", "surrogatepass")
+                self.view = memoryview(raw.translate(_WEIGHTS))
+                self.extra_before.append(extra)
         # where each counted run of four starts, so a span's runs are two bisections away
         self.runs: list[int] | None = None
-        for match in _RUN_PATTERN.finditer(text):
-            self.runs = self.runs or []
-            self.runs.extend(range(match.start(), match.end() - 3, 4))
+        if not raw or _RUN_MARKS in raw.translate(_RUN_CHARS):  # a cheap filter first
+            for match in _RUN_PATTERN.finditer(text):
+                self.runs = self.runs or []
+                self.runs.extend(range(match.start(), match.end() - 3, 4))
+
+    def _byte_offset(self, at: int) -> int:
+        i = bisect_right(self.wide_starts, at) - 1
+        if i < 0:
+            return at
+        if at >= self.wide_ends[i]:
+            return at + self.extra_before[i + 1]
+        inside = self.text[self.wide_starts[i]:at]  # in the middle of a non-ASCII run: rare
+        return at + self.extra_before[i] + len(inside.encode("utf-8", "surrogatepass")) - len(inside)
 
     def units(self, start: int, end: int) -> int:
         """The estimate for `text[start:end]`, in `UNITS_PER_TOKEN`ths of a token."""
         if end <= start:
             return 0
-        if self.view is not None:
-            value = _weight_sum(self.view, start, end)
-        else:
+        if self.view is None:
             weights = self.text[start:end].encode("utf-8", "surrogatepass").translate(_WEIGHTS)
             value = _weight_sum(weights, 0, len(weights))
+        elif self.wide_starts:
+            value = _weight_sum(self.view, self._byte_offset(start), self._byte_offset(end))
+        else:
+            value = _weight_sum(self.view, start, end)
         if self.runs is not None:
             value -= _RUN * (bisect_right(self.runs, end - 4) - bisect_left(self.runs, start))
         return max(value, 0)
