@@ -71,7 +71,9 @@ def render(results: dict[str, dict], meta: dict, ratio: float, token_size: int, 
                      f"{sizes['p5']} / {sizes['p50']} / {sizes['p95']} / {sizes['max']}",
                      f"{sizes['over_size']:.1%}", f"{bounds['ends_sentence']:.1%}",
                      f"{bounds['ends_sentence_or_line']:.1%}", f"{bounds['cuts_word']:.2%}"])
-    corpus_mb = limit_mb or meta["bytes"] / (1024 * 1024)
+    measured = next((r for r in results.values() if "error" not in r), {})
+    corpus_mb = measured.get("megabytes", meta["bytes"] / (1024 * 1024))
+    documents = measured.get("documents", meta["documents"])
     figures = {"corpus": {k: v for k, v in meta.items() if k != "bytes_per_source"},
                "chars_per_token": ratio, "project_size_tokens": token_size,
                "project_overlap_tokens": token_overlap, "chunkers": results}
@@ -80,7 +82,7 @@ def render(results: dict[str, dict], meta: dict, ratio: float, token_size: int, 
     markdown = "\n".join([
         "## Chunking",
         "",
-        f"Corpus: {corpus_mb:.1f} MB of prose in {meta['documents']} documents built from text on the "
+        f"Corpus: {corpus_mb:.1f} MB of prose in {documents} documents built from text on the "
         f"machine (`bench/corpus.py`; largest sources: {sources}; SHA-256 `{meta['sha256'][:16]}…`). "
         "Each document is chunked separately; throughput is the median over the runs of chunking "
         f"the whole corpus, after a warm-up. Settings: {SIZE_CHARS} characters with {OVERLAP_CHARS} "
