@@ -138,6 +138,19 @@ def test_every_format_is_extracted_chunked_and_stored(client, database, filename
     assert body["tokens"] == sum(r["token_count"] for r in rows)
 
 
+def test_each_embedding_model_gets_its_own_partial_hnsw_index(client, database) -> None:
+    from lib.index import vector_index_name
+
+    upload(client, "a.txt", "Indexed with the default model.", namespace="hnsw")
+    upload(client, "b.txt", "Indexed with a smaller hashing model.", namespace="hnsw",
+           embedding_model="local/hash-64")
+    rows = sql(database, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'"
+                         " AND indexdef LIKE %s ORDER BY indexname", "%hnsw%")
+    definitions = {name: definition for name, definition in rows}
+    assert "vector(384)" in definitions[vector_index_name("local/hash-384")]
+    assert "'local/hash-64'" in definitions[vector_index_name("local/hash-64")]
+
+
 def test_pdf_title_and_page_count_come_from_the_file(client) -> None:
     body = upload(client, "report.pdf", (FIXTURES / "sample.pdf").read_bytes(), namespace="titles").json()
     assert body["title"] == "Quarterly report" and body["media_type"] == "application/pdf"
