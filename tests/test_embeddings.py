@@ -67,12 +67,22 @@ async def _ledger(url: str) -> list[tuple]:
 def test_batches_follow_the_model_limits_in_order(fake_provider, database) -> None:
     from lib.embedding import embed_texts
 
-    texts = [f"item {i}" for i in range(600)]  # unknown compat models take 256 inputs a request
-    result = asyncio.run(embed_texts(texts, "compat/nomic-embed-text", settings=config.get_settings()))
-    sizes = sorted(len(r.body["input"]) for r in fake_provider.requests_to("/embeddings"))
-    assert sizes == [88, 256, 256]
-    assert result.vectors[599] == pytest.approx(fake_embedding("item 599", 1536), abs=1e-6)
-    assert result.dimensions == 1536
+    texts = [f"item {i}" for i in range(600)]  # models we have no data on take 256 inputs a request
+    result = asyncio.run(embed_texts(texts, "openrouter/some/embedder", settings=config.get_settings(),
+                                     dimensions=8))
+    sent = fake_provider.requests_to("/embeddings")
+    assert sorted(len(r.body["input"]) for r in sent) == [88, 256, 256]
+    assert all(r.path == "/api/v1/embeddings" and r.body["dimensions"] == 8 for r in sent)
+    assert result.vectors[599] == pytest.approx(fake_embedding("item 599", 8), abs=1e-6)
+    assert result.model == "openrouter/some/embedder@8" and result.dimensions == 8
+
+
+def test_any_openai_compatible_server(fake_provider, database) -> None:
+    from lib.embedding import embed_texts
+
+    result = asyncio.run(embed_texts(["a", "b"], "ollama/nomic-embed-text", settings=config.get_settings()))
+    assert result.model == "compat/nomic-embed-text" and result.dimensions == 1536
+    assert fake_provider.requests_to("/embeddings")[0].path == "/compat/v1/embeddings"
 
 
 def test_retries_a_server_error_then_succeeds(client, fake_provider) -> None:
