@@ -177,8 +177,12 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
             if size <= limit:
                 chunks.append((s, end, size))
                 return chunks
-        lo = _skip_space(text, max(s, previous_end), end)  # a cut must keep something past here
-        hi = min(end, max(lo + 1, s + window))
+        lo = _skip_space(text, s if s > previous_end else previous_end, end)  # keep something past here
+        hi = s + window
+        if hi > end:
+            hi = end
+        if hi <= lo:
+            hi = lo + 1
         cut: tuple[int, int, int] | None = None
         while cut is None:
             found = None
@@ -187,7 +191,8 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
                 if found is not None:
                     break
             e, following = found if found is not None else (hi, hi)  # no boundary: cut by size
-            e = _trim_space(text, s, e)
+            if text[e - 1].isspace():
+                e = _trim_space(text, s, e)
             size = counter.units(s, e)
             if size <= limit and e > lo:
                 cut = (e, following, size)
@@ -256,7 +261,9 @@ def chunk_text(
     _check_sizes(size_tokens, overlap_tokens)
     counter = SpanCounter(text)
     pieces = _chunk_span(counter, 0, len(text), size_tokens * UNITS_PER_TOKEN, overlap_tokens * UNITS_PER_TOKEN, kind)
-    return [Chunk(text[s:e], s, e, to_tokens(size), (), None, i, kind) for i, (s, e, size) in enumerate(pieces)]
+    half = UNITS_PER_TOKEN // 2
+    return [Chunk(text[s:e], s, e, (size + half) // UNITS_PER_TOKEN or 1, (), None, i, kind)
+            for i, (s, e, size) in enumerate(pieces)]
 
 
 def chunk_document(

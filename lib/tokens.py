@@ -16,9 +16,10 @@ texts, release notes, Markdown, reStructuredText, Python source and CJK text, pl
 number-heavy samples: the median error is within about 15% on each kind of text. Providers report
 the real counts for billing; this number sizes chunks and checks input limits.
 
-How it is fast: `SpanCounter` maps an ASCII text once to one weight byte per character
-(`bytes.translate`), and the weight of any span is then the byte sum of a zero-copy slice, which
-`zlib.adler32` computes in C (its low 16 bits are 1 + the byte sum, modulo 65521).
+How it is fast: `SpanCounter` maps a text's UTF-8 bytes once to weight bytes (`bytes.translate`:
+a character's weight sits on its first byte), and the weight of any span is then the byte sum of
+a zero-copy slice, which `zlib.adler32` computes in C (its low 16 bits are 1 + the byte sum,
+modulo 65521).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _weight_table() -> bytes:
 
 _WEIGHTS = _weight_table()
 _STEP = (_ADLER_MODULUS - 1) // _FOUR_BYTE
-_WIDE = re.compile(r"[^\x00-\x7f]+")
+_KNOWN_EVERY = 4096  # characters between remembered byte offsets in non-ASCII text
 # Weights of the characters that make runs, mapped to 1 and everything else to 0: four 1s in a
 # row are where a run may be (one bytes search), and the regex then finds the real runs.
 _RUN_CHARS = bytes(1 if chr(byte) in "-=*_~#" else 0 for byte in range(256))
@@ -66,64 +67,44 @@ class SpanCounter:
     """Estimates for spans of one text: what the chunker calls for every cut it considers.
 
     The text's UTF-8 bytes are weighed once (`bytes.translate`); a span then costs one C call on
-    a zero-copy slice. String offsets become byte offsets directly for ASCII text (an O(1)
-    check), through the list of non-ASCII runs when those are sparse (English with typographic
-    quotes), and by encoding the span itself when they are dense (CJK).
+    a zero-copy slice. For ASCII text (an O(1) check) string offsets are byte offsets; otherwise
+    a string offset is turned into a byte offset by encoding the stretch from the nearest offset
+    already known (kept every few kilobytes), which chunking, moving forward, keeps short.
     """
 
-    __slots__ = ("text", "view", "wide_starts", "wide_ends", "extra_before", "runs")
+    __slots__ = ("text", "view", "ascii", "known_at", "known_bytes", "runs")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.view: memoryview | None = None
-        self.wide_starts: list[int] = []  # non-ASCII runs: where each starts and ends (characters)
-        self.wide_ends: list[int] = []
-        self.extra_before: list[int] = []  # UTF-8 bytes beyond one per character before each run
-        raw = b""
-        if text.isascii():  # O(1): CPython keeps this flag on every string
-            raw = text.encode("ascii")
-            self.view = memoryview(raw.translate(_WEIGHTS))
-        else:
-            extra = 0
-            for match in _WIDE.finditer(text):
-                if len(self.wide_starts) * 16 > len(text):  # dense: weigh each span instead
-                    self.wide_starts = []
-                    break
-                self.wide_starts.append(match.start())
-                self.wide_ends.append(match.end())
-                self.extra_before.append(extra)
-                extra += len(match.group().encode("utf-8", "surrogatepass")) - len(match.group())
-            else:
-                raw = text.encode("utf-8", "surrogatepass")
-                self.view = memoryview(raw.translate(_WEIGHTS))
-                self.extra_before.append(extra)
+        self.ascii = text.isascii()  # O(1): CPython keeps this flag on every string
+        raw = text.encode("ascii") if self.ascii else text.encode("utf-8", "surrogatepass")
+        self.view = memoryview(raw.translate(_WEIGHTS))
+        self.known_at = [0]  # string offsets whose byte offsets are known, ascending
+        self.known_bytes = [0]
         # where each counted run of four starts, so a span's runs are two bisections away
         self.runs: list[int] | None = None
-        if not raw or _RUN_MARKS in raw.translate(_RUN_CHARS):  # a cheap filter first
+        if _RUN_MARKS in raw.translate(_RUN_CHARS):  # one bytes search before the regex
             for match in _RUN_PATTERN.finditer(text):
                 self.runs = self.runs or []
                 self.runs.extend(range(match.start(), match.end() - 3, 4))
 
     def _byte_offset(self, at: int) -> int:
-        i = bisect_right(self.wide_starts, at) - 1
-        if i < 0:
-            return at
-        if at >= self.wide_ends[i]:
-            return at + self.extra_before[i + 1]
-        inside = self.text[self.wide_starts[i]:at]  # in the middle of a non-ASCII run: rare
-        return at + self.extra_before[i] + len(inside.encode("utf-8", "surrogatepass")) - len(inside)
+        i = bisect_right(self.known_at, at) - 1
+        known = self.known_at[i]
+        offset = self.known_bytes[i] + len(self.text[known:at].encode("utf-8", "surrogatepass"))
+        if at - known > _KNOWN_EVERY:
+            self.known_at.insert(i + 1, at)
+            self.known_bytes.insert(i + 1, offset)
+        return offset
 
     def units(self, start: int, end: int) -> int:
         """The estimate for `text[start:end]`, in `UNITS_PER_TOKEN`ths of a token."""
         if end <= start:
             return 0
-        if self.view is not None and not self.wide_starts and end - start <= _STEP:  # the hot path
-            value = (zlib.adler32(self.view[start:end]) & 0xFFFF) - 1
-        elif self.view is None:
-            weights = self.text[start:end].encode("utf-8", "surrogatepass").translate(_WEIGHTS)
-            value = _weight_sum(weights, 0, len(weights))
-        elif self.wide_starts:
+        if not self.ascii:
             value = _weight_sum(self.view, self._byte_offset(start), self._byte_offset(end))
+        elif end - start <= _STEP:  # the hot path: one C call
+            value = (zlib.adler32(self.view[start:end]) & 0xFFFF) - 1
         else:
             value = _weight_sum(self.view, start, end)
         if self.runs is not None:
