@@ -15,6 +15,7 @@ final few only.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,9 +324,20 @@ async def rank(conn: AsyncConnection, query: str, options: SearchOptions, settin
                                                                 4 * options.top_k, MIN_CANDIDATES)
     keyword: Ranking = []
     vector: Ranking = []
-    if options.mode in ("keyword", "hybrid"):
+    if options.mode == "hybrid":
+        # Both sides at once, the vector side on a second pooled connection: the query's
+        # embedding (often a provider call) overlaps the keyword search.
+        async def vector_side() -> Ranking:
+            from lib import db
+
+            async with db.connect(settings) as other:
+                return await vector_ranking(other, query, options, limit, settings, query_vectors)
+
+        keyword, vector = await asyncio.gather(keyword_ranking(conn, query, options, limit, settings),
+                                               vector_side())
+    elif options.mode == "keyword":
         keyword = await keyword_ranking(conn, query, options, limit, settings)
-    if options.mode in ("vector", "hybrid"):
+    else:
         vector = await vector_ranking(conn, query, options, limit, settings, query_vectors)
     sides = {"keyword": dict(keyword), "vector": dict(vector)}
     if options.mode == "keyword":
