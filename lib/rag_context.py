@@ -228,6 +228,11 @@ class Extract:
     found: bool = True
 
 
+def _is_prose(sentence: str) -> bool:
+    """Headings and fragments say little on their own; quote sentences."""
+    return not sentence.lstrip().startswith("#") and len(_WORD.findall(sentence)) >= 4
+
+
 def extractive_answer(question: str, passages: list[Passage], max_sentences: int = 3) -> Extract:
     """The passages' sentences that best cover the question's words, each cited, best first.
 
@@ -240,6 +245,8 @@ def extractive_answer(question: str, passages: list[Passage], max_sentences: int
     scored: list[tuple[float, int, int, int]] = []
     for rank, passage in enumerate(passages):
         for start, end in sentences(passage.text):
+            if not _is_prose(passage.text[start:end]):
+                continue
             covered = len(wanted & terms(passage.text[start:end])) / len(wanted)
             # earlier (better ranked) passages win ties
             scored.append((covered - rank * 1e-3, rank, start, end))
