@@ -5,9 +5,9 @@ the last paragraph break (blank line) in the window, else the last line break, e
 sentence end, else the last space, and only for one unbroken run longer than a chunk (a base64
 blob) at a size. A paragraph larger than a chunk therefore starts a chunk of its own and is cut
 at sentences, as a recursive splitter would; the window is found with a few C-speed searches
-(`str.rfind`, `lib.tokens.SpanCounter`) rather than by measuring every paragraph, which is what
-makes this faster than splitters that only count characters. Each new chunk repeats the previous
-one's last whole sentences (or lines) worth at most `overlap_tokens`.
+(`str.rfind`, `lib.tokens.SpanCounter`) rather than by measuring every paragraph. Each new chunk
+repeats whole trailing pieces of the previous one at the level it was cut at (paragraphs, lines,
+sentences or words), worth at most about `overlap_tokens`, as a recursive splitter's overlap does.
 
 Chunks never cross a heading or a page: `chunk_document` chunks each run of sections with the same
 heading path, page and kind on its own; code and tables are cut at lines, never at sentences.
@@ -130,8 +130,6 @@ _LEVELS: dict[str, tuple] = {
     "code": (_PARAGRAPH, _LINE, _WORD),
     "table": (_LINE, _WORD),
 }
-# Where an overlap may start in prose: after a line break or a sentence end (checked as above).
-_UNIT_START = re.compile(r"\n|[.!?\u2026][\"'\u201d\u2019)\]]?(?=\s)|[\u3002\uff01\uff1f]")
 
 
 # --- cutting one span into chunks ------------------------------------------------------------------
@@ -184,12 +182,15 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
         if hi <= lo:
             hi = lo + 1
         cut: tuple[int, int, int] | None = None
+        level = None
         while cut is None:
             found = None
             for level in levels:
                 found = level.last(text, s, lo, hi)
                 if found is not None:
                     break
+            else:
+                level = None
             e, following = found if found is not None else (hi, hi)  # no boundary: cut by size
             if text[e - 1].isspace():
                 e = _trim_space(text, s, e)
@@ -215,28 +216,41 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
         previous_end, after_previous = e, following
         s = following
         if overlap > 0:
-            s = _overlap_start(counter, kind, s, chunks[-1][0], e, overlap, per_char)
+            s = _overlap_start(counter, level, s, chunks[-1][0], e, overlap, per_char)
 
 
-def _overlap_start(counter: SpanCounter, kind: str, following: int, chunk_start: int, chunk_end: int,
+def _overlap_start(counter: SpanCounter, level: object, following: int, chunk_start: int, chunk_end: int,
                    overlap: int, per_char: float) -> int:
-    """Where the next chunk starts so that it repeats the previous chunk's last whole lines or
-    sentences, about `overlap` worth: the first line or sentence that starts in the overlap
-    window. The next chunk is measured in full, so an overlap a little over its budget never
-    makes it too large."""
+    """Where the next chunk starts so that it repeats whole trailing pieces of the previous one,
+    at the level the previous chunk was cut at (paragraphs, lines, sentences, words), worth at
+    most about `overlap`; after a cut by size there is nothing whole to repeat."""
     text = counter.text
-    lo = max(chunk_start + 1, chunk_end - int(overlap / per_char))
-    if kind != "text":
-        at = text.find("\n", lo, chunk_end)
-        at = _skip_space(text, at + 1, chunk_end) if at != -1 else chunk_end
-        return at if at < chunk_end else following
-    for match in _UNIT_START.finditer(text, lo, chunk_end):
-        if match.group() == "\n":
-            at = _skip_space(text, match.end(), chunk_end)
-        else:
-            at = _Sentences._following(text, lo, match.end())
-        if at is not None:
-            return at if at < chunk_end else following
+    if level is _SENTENCE or level is _WORD:
+        # the first sentence (or word) that starts in the overlap window; the next chunk is
+        # measured in full, so an overlap a little over its budget never makes it too large
+        lo = max(chunk_start + 1, chunk_end - int(overlap / per_char))
+        at = level.first(text, lo, chunk_end)
+        return at if at is not None and at < chunk_end else following
+    if not isinstance(level, _Separator):
+        return following
+    # Walk back over whole paragraphs or lines as far as the budget reaches by the average
+    # density, then measure that start, stepping forward a piece at a time if it is too much.
+    separator, reach = level.separator, int(overlap / per_char)
+    starts: list[int] = []
+    before = chunk_end
+    while True:
+        at = text.rfind(separator, chunk_start + 1, before)
+        if at == -1:
+            break
+        start = _skip_space(text, at + len(separator), chunk_end)
+        if chunk_end - start > reach:
+            break
+        if start < chunk_end:
+            starts.append(start)
+        before = at
+    for start in reversed(starts):
+        if counter.units(start, chunk_end) <= overlap:
+            return start
     return following
 
 

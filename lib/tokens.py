@@ -47,7 +47,7 @@ def _weight_table() -> bytes:
 
 _WEIGHTS = _weight_table()
 _STEP = (_ADLER_MODULUS - 1) // _FOUR_BYTE
-_KNOWN_EVERY = 4096  # characters between remembered byte offsets in non-ASCII text
+_KNOWN_EVERY = 256  # characters between remembered byte offsets in non-ASCII text
 # Weights of the characters that make runs, mapped to 1 and everything else to 0: four 1s in a
 # row are where a run may be (one bytes search), and the regex then finds the real runs.
 _RUN_CHARS = bytes(1 if chr(byte) in "-=*_~#" else 0 for byte in range(256))
@@ -72,7 +72,7 @@ class SpanCounter:
     already known (kept every few kilobytes), which chunking, moving forward, keeps short.
     """
 
-    __slots__ = ("text", "view", "ascii", "known_at", "known_bytes", "runs")
+    __slots__ = ("text", "view", "ascii", "known_at", "known_bytes", "last_at", "last_bytes", "runs")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -81,6 +81,7 @@ class SpanCounter:
         self.view = memoryview(raw.translate(_WEIGHTS))
         self.known_at = [0]  # string offsets whose byte offsets are known, ascending
         self.known_bytes = [0]
+        self.last_at = self.last_bytes = 0
         # where each counted run of four starts, so a span's runs are two bisections away
         self.runs: list[int] | None = None
         if _RUN_MARKS in raw.translate(_RUN_CHARS):  # one bytes search before the regex
@@ -89,12 +90,15 @@ class SpanCounter:
                 self.runs.extend(range(match.start(), match.end() - 3, 4))
 
     def _byte_offset(self, at: int) -> int:
+        if at == self.last_at:  # chunking asks about the same start many times in a row
+            return self.last_bytes
         i = bisect_right(self.known_at, at) - 1
         known = self.known_at[i]
         offset = self.known_bytes[i] + len(self.text[known:at].encode("utf-8", "surrogatepass"))
         if at - known > _KNOWN_EVERY:
             self.known_at.insert(i + 1, at)
             self.known_bytes.insert(i + 1, offset)
+        self.last_at, self.last_bytes = at, offset
         return offset
 
     def units(self, start: int, end: int) -> int:
