@@ -230,7 +230,8 @@ def _overlap_start(counter: SpanCounter, level: object, following: int, chunk_st
         # measured in full, so an overlap a little over its budget never makes it too large
         lo = max(chunk_start + 1, chunk_end - int(overlap / per_char))
         at = level.first(text, lo, chunk_end)
-        return at if at is not None and at < chunk_end else following
+        at = _skip_space(text, at, chunk_end) if at is not None else chunk_end
+        return at if at < chunk_end else following
     if not isinstance(level, _Separator):
         return following
     # Walk back over whole paragraphs or lines as far as the budget reaches by the average

@@ -111,7 +111,7 @@ class SpanCounter:
             value = (zlib.adler32(self.view[start:end]) & 0xFFFF) - 1
         else:
             value = _weight_sum(self.view, start, end)
-        if self.runs is not None:
+        if self.runs is not None and end - start >= 4:
             value -= _RUN * (bisect_right(self.runs, end - 4) - bisect_left(self.runs, start))
         return max(value, 0)
 
@@ -125,7 +125,8 @@ def count_tokens(text: str) -> int:
     """The estimated number of BPE tokens in `text` (0 for an empty string)."""
     if not text:
         return 0
-    return to_tokens(SpanCounter(text).units(0, len(text)))
+    tokens = to_tokens(SpanCounter(text).units(0, len(text)))
+    return tokens if tokens or text.isspace() else 1  # "----" alone is still a token
 
 
 def truncate_to_tokens(text: str, max_tokens: int) -> str:

@@ -129,3 +129,26 @@ def test_code_is_cut_at_lines_not_sentences() -> None:
     chunks = chunk_document(document, size_tokens=60, overlap_tokens=0)
     assert len(chunks) > 1
     assert all(c.kind == "code" and c.text.startswith("value_") and c.text.endswith(".") for c in chunks)
+
+
+def test_invariants_hold_on_random_texts() -> None:
+    """Odd mixes of words, punctuation, blank lines, CJK, emoji, rules and long runs: every chunk
+    is an exact, trimmed slice within the size, chunks move forward, and no text is lost."""
+    rng = random.Random(42)
+    parts = ["word", "Word", ".", "!", "?", " ", " ", " ", "\n", "\n\n", "Dr.", "e.g.", "日本", "é", "😀",
+             "----", "12345", "\t", "  ", "x" * 50, "A" * 300]
+    for _ in range(400):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 300)))
+        size = rng.randint(1, 60)
+        overlap = rng.randint(0, size - 1)
+        chunks = chunk_text(text, size, overlap, kind=rng.choice(["text", "code", "table"]))
+        covered: set[int] = set()
+        previous = (-1, -1)
+        for chunk in chunks:
+            assert chunk.text == text[chunk.char_start:chunk.char_end] == chunk.text.strip() != ""
+            assert chunk.token_count == count_tokens(chunk.text)
+            assert chunk.token_count <= size or len(chunk.text) == 1
+            assert chunk.char_start > previous[0] and chunk.char_end > previous[1]
+            previous = (chunk.char_start, chunk.char_end)
+            covered.update(range(chunk.char_start, chunk.char_end))
+        assert all(i in covered for i, char in enumerate(text) if not char.isspace())
