@@ -152,6 +152,18 @@ async def ingest_paths(files: list[Path], args: argparse.Namespace, summary: Sum
         await db.close_pools()
 
 
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
+    return int(raw)
+
+
+def _not_negative(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number")
+    return int(raw)
+
+
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
     parser.add_argument("--namespace", required=True, help="the namespace to put the documents in")
@@ -160,8 +172,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="skip files matching (e.g. 'drafts/*'); repeatable")
     parser.add_argument("--model", default=None, help="embedding model (default: EMBEDDING_MODEL or local/hash-384)")
-    parser.add_argument("--chunk-size", type=int, default=None, help="tokens per chunk")
-    parser.add_argument("--overlap", type=int, default=None, help="tokens of overlap between chunks")
+    parser.add_argument("--chunk-size", type=_positive, default=None, help="tokens per chunk")
+    parser.add_argument("--overlap", type=_not_negative, default=None, help="tokens of overlap between chunks")
     parser.add_argument("--metadata", default=None, help="JSON object stored with every document")
     parser.add_argument("--jobs", type=int, default=2, help="documents ingested at once (default 2)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

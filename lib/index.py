@@ -200,8 +200,12 @@ async def ingest_document(
     metadata = dict(metadata or {})
     kind = detect_media_type(filename, media_type)
     spec = resolve_embedding_model(embedding_model or default_model(settings), dimensions)
-    size = chunk_size_tokens or settings.chunk_size_tokens
+    size = settings.chunk_size_tokens if chunk_size_tokens is None else chunk_size_tokens
     overlap = settings.chunk_overlap_tokens if chunk_overlap_tokens is None else chunk_overlap_tokens
+    if size < 1:
+        raise errors.field_error("chunk_size_tokens", "must be at least 1")
+    if overlap < 0:
+        raise errors.field_error("chunk_overlap_tokens", "must be at least 0")
     overlap = min(overlap, size - 1)
     chunking = {"size_tokens": size, "overlap_tokens": overlap}
     digest = sha256_hex(data)
