@@ -15,7 +15,7 @@ MAX_INPUTS = 2048  # OpenAI's per-request limit; larger jobs belong to the uploa
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     input: str | list[str]
     model: str | None = Field(None, description="provider/model; default EMBEDDING_MODEL or local/hash-384")

@@ -27,7 +27,7 @@ Namespace = Field("default", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     namespace: str = Namespace
 

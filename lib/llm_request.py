@@ -26,7 +26,7 @@ MAX_MESSAGES = 500
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class FunctionIn(Strict):
@@ -39,7 +39,7 @@ class FunctionIn(Strict):
 class ToolIn(BaseModel):
     """`{"type": "function", "function": {...}}` (OpenAI) or the flat `{"name", "description", "parameters"}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["function"] = "function"
     function: FunctionIn | None = None
     name: str | None = None
@@ -68,7 +68,7 @@ class ToolCallIn(Strict):
 
 
 class ContentPartIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     type: str
     text: str | None = None
 
