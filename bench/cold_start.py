@@ -51,6 +51,34 @@ sys.stdout.flush()
 os._exit(0)
 """
 
+# The first chat request of a fresh process, through a peer, against the fake OpenAI server.
+PEER_REQUEST_CHILD = """\
+import time
+_started = time.perf_counter()
+{statement}
+_imported = time.perf_counter()
+{request}
+_served = time.perf_counter()
+import json, os, sys
+sys.stdout.write(json.dumps({{"import_s": _imported - _started, "request_s": _served - _imported,
+                              "peak_rss_kb": {peak}}}))
+sys.stdout.flush()
+os._exit(0)
+"""
+_CHAT = "[{'role': 'user', 'content': 'Hello'}]"
+PEER_REQUESTS = {
+    "LangChain": "from langchain_openai import ChatOpenAI\n"
+                 "ChatOpenAI(model='gpt-4o-mini', base_url=os.environ['OPENAI_BASE_URL'], api_key='sk-bench', "
+                 "max_retries=0).invoke('Hello')",
+    "LlamaIndex": "from llama_index.llms.openai import OpenAI\n"
+                  "OpenAI(model='gpt-4o-mini', api_base=os.environ['OPENAI_BASE_URL'], api_key='sk-bench', "
+                  "max_retries=0).complete('Hello')",
+    "LiteLLM": "litellm.completion(model='openai/gpt-4o-mini', api_base=os.environ['OPENAI_BASE_URL'], "
+               f"api_key='sk-bench', num_retries=0, messages={_CHAT})",
+}
+SDK_REQUEST = ("openai.OpenAI(base_url=os.environ['OPENAI_BASE_URL'], api_key='sk-bench', max_retries=0)"
+               f".chat.completions.create(model='gpt-4o-mini', messages={_CHAT})")
+
 SERVE_CHILD = """\
 import time
 _started = time.perf_counter()
@@ -99,7 +127,7 @@ class Target:
     """One kind of fresh process to measure."""
 
     label: str
-    group: str  # "baseline" | "api import" | "api request" | "peer" | "sdk"
+    group: str  # "baseline" | "api import" | "api request" | "peer" | "sdk" | "peer request"
     python: Path
     code: str
     runs: list[ProcessRun] = field(default_factory=list)
@@ -116,6 +144,7 @@ def request_targets(modules: list[str]) -> list[tuple[str, str, dict | None]]:
     wanted = [
         ("health", "GET", None),
         ("ai_execute", "POST", {"prompt": "Hello", "model": "local/echo"}),
+        ("ai_execute", "POST", {"prompt": "Hello", "model": "openai/gpt-4o-mini"}),
         ("rag", "POST", {"query": "What does the license permit?", "namespace": RAG_NAMESPACE,
                          "answer": False, "top_k": 5}),
     ]
@@ -136,18 +165,28 @@ def build_targets(quick: bool) -> list[Target]:
         targets.append(Target(label, "peer", ensure_env(env), IMPORT_CHILD.format(statement=statement, peak=PEAK_RSS)))
     for label, statement in SDK_IMPORTS.items():
         targets.append(Target(label, "sdk", PROJECT_PYTHON, IMPORT_CHILD.format(statement=statement, peak=PEAK_RSS)))
+    for label, request in PEER_REQUESTS.items():
+        env, statement = PEER_IMPORTS[label]
+        targets.append(Target(f"{label}: import + first chat request", "peer request", ensure_env(env),
+                              PEER_REQUEST_CHILD.format(statement=statement + "\nimport os", request=request,
+                                                        peak=PEAK_RSS)))
+    targets.append(Target("openai SDK: import + first chat request", "peer request", PROJECT_PYTHON,
+                          PEER_REQUEST_CHILD.format(statement="import openai, os", request=SDK_REQUEST,
+                                                    peak=PEAK_RSS)))
     return targets
 
 
 def _describe(body: dict | None) -> str:
     if body is None:
         return "(health)"
+    if body.get("model") == "openai/gpt-4o-mini":
+        return "model openai/gpt-4o-mini (fake server)"
     if "model" in body:
         return f"model {body['model']}"
     return "search only (answer: false)"
 
 
-def child_env(database_url: str | None) -> dict[str, str]:
+def child_env(database_url: str | None, fake_url: str | None = None) -> dict[str, str]:
     """The parent's environment minus anything that would change the work, plus offline switches."""
     env = {k: v for k, v in os.environ.items()
            if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL") and k != "PYTHONDONTWRITEBYTECODE"}
@@ -155,6 +194,8 @@ def child_env(database_url: str | None) -> dict[str, str]:
     env["HF_HUB_OFFLINE"] = "1"
     if database_url:
         env["DATABASE_URL"] = database_url
+    if fake_url:
+        env.update(OPENAI_BASE_URL=fake_url, OPENAI_API_KEY="sk-bench", CACHE_TTL_S="0")
     return env
 
 
@@ -286,6 +327,20 @@ def render(targets: list[Target], runs: int, index_chunks: int) -> tuple[dict, s
             f"({'met' if met['memory_under_50mb'] else 'NOT met'}); at least 8x faster than LangChain's "
             f"import ({'met' if met['8x_faster_than_langchain'] else 'NOT met'})."
         )
+    ours = by_label.get("api.ai_execute: import + POST model openai/gpt-4o-mini (fake server)")
+    peers = [t for t in targets if t.group == "peer request"]
+    if ours and not ours.error and ours.runs:
+        parts = []
+        for peer in peers:
+            ratio_value = paired_ratio(peer, ours)
+            if ratio_value:
+                parts.append(f"{peer.label.split(':')[0]} {ms(statistics.median(r.wall_s for r in peer.runs))} ms "
+                             f"({ratio_value:.1f}x ours)")
+        figures["first_chat_request"] = {p.label: paired_ratio(p, ours) for p in peers}
+        lines += ["", (
+            "First chat request of a fresh process (import, then one call to the fake OpenAI server; "
+            "ours also opens a Postgres connection and writes its ledger row): /api/ai_execute "
+            f"{ms(statistics.median(r.wall_s for r in ours.runs))} ms; " + "; ".join(parts) + ".")]
     return figures, "\n".join(lines)
 
 
@@ -296,7 +351,13 @@ def main() -> None:
     runs = 3 if args.quick else args.runs
     targets = build_targets(args.quick)
     database_url, index_chunks = prepare_database(api_modules())
-    measure(targets, runs, child_env(database_url))
+    from gateway import start_fake_server
+
+    fake, fake_url = start_fake_server()
+    try:
+        measure(targets, runs, child_env(database_url, fake_url))
+    finally:
+        fake.stop()
     figures, markdown = render(targets, runs, index_chunks)
     emit(args, "cold_start", figures, markdown)
 
