@@ -335,3 +335,19 @@ def test_a_provider_failing_before_the_first_token_is_a_json_error(client, manua
     assert response.status_code >= 400
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["error"]["code"]
+
+
+@pytest.mark.node
+@needs_node
+def test_streamed_answer_passes_the_strict_chunk_check(client, manuals, fake_provider) -> None:
+    """The shared harness: the AI SDK schema plus no key outside it (some client versions reject those)."""
+    fake_provider.queue(Reply(text="Descale monthly [1]. Two-year warranty [2]."))
+    raw = client.post("/api/rag", json={"query": "descale and warranty", "namespace": "manuals", "top_k": 4,
+                                        "model": "openai/gpt-4o-mini", "stream": True}).content
+    done = subprocess.run(["node", str(NODE_DIR / "check_ui_stream.mjs")], input=raw, capture_output=True,
+                          cwd=NODE_DIR, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    parsed = json.loads(done.stdout)
+    assert parsed["errors"] == []
+    sources = [p for p in parsed["message"]["parts"] if p["type"] == "source-document"]
+    assert len(sources) == 2 and {s["filename"] for s in sources} == {"care.md", "kettle.md"}
