@@ -134,7 +134,10 @@ def build_prompt(question: str, passages: list[Passage]) -> tuple[str, str]:
 
 # --- sentences and terms ----------------------------------------------------------------------
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*#\d])")
+# a sentence ends at . ! ? before a capital, at a blank line, before a list item, or at a line
+# break before a capital (titles and table rows from PDFs)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*#\d])|\n(?=[A-Z])")
+MAX_QUOTE_CHARS = 300
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _STOP = frozenset(
     "a an and are as at be been but by can could did do does for from had has have how i if in into is "
@@ -186,6 +189,14 @@ def _chunk_at(passage: Passage, doc_offset: int) -> int:
     return passage.first.chunk_id
 
 
+def _shortened(text: str, start: int, end: int) -> int:
+    """End of a quote of at most MAX_QUOTE_CHARS, cut at a word boundary (code has no sentences)."""
+    if end - start <= MAX_QUOTE_CHARS:
+        return end
+    cut = text.rfind(" ", start, start + MAX_QUOTE_CHARS)
+    return cut if cut > start else start + MAX_QUOTE_CHARS
+
+
 def best_quote(passage: Passage, claim: str) -> Citation:
     """The passage sentence sharing the most words with `claim` (the first when none does)."""
     wanted = terms(claim)
@@ -195,6 +206,7 @@ def best_quote(passage: Passage, claim: str) -> Citation:
         if best is None or overlap > best[0]:
             best = (overlap, start, end)
     _, start, end = best or (0, 0, len(passage.text))
+    end = _shortened(passage.text, start, end)
     doc_start = _document_offset(passage, start)
     return Citation(passage.number, passage, passage.text[start:end], doc_start,
                     doc_start + (end - start), _chunk_at(passage, doc_start))
@@ -230,7 +242,8 @@ class Extract:
 
 def _is_prose(sentence: str) -> bool:
     """Headings and fragments say little on their own; quote sentences."""
-    return not sentence.lstrip().startswith("#") and len(_WORD.findall(sentence)) >= 4
+    return (not sentence.lstrip().startswith("#") and len(_WORD.findall(sentence)) >= 4
+            and len(sentence) <= 2 * MAX_QUOTE_CHARS)
 
 
 def extractive_answer(question: str, passages: list[Passage], max_sentences: int = 3) -> Extract:

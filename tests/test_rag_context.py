@@ -62,3 +62,19 @@ def test_headings_are_not_quoted() -> None:
 def test_sentences_split_on_punctuation_and_blank_lines() -> None:
     text = "First one. Second one!\n\nThird line\n- a bullet"
     assert [text[s:e] for s, e in sentences(text)] == ["First one.", "Second one!", "Third line", "- a bullet"]
+
+
+def test_long_unpunctuated_text_is_quoted_in_part() -> None:
+    text = "config = " + " ".join(f"value{i}" for i in range(200))
+    chunk = SearchHit(chunk_id=1, score=1.0, document_id="d", source="c.py", text=text, char_end=len(text))
+    passages = pack_context([chunk], 5000)
+    [citation] = cite("It sets value7 [1].", passages)
+    assert len(citation.quote) <= 300 and text.startswith(citation.quote)
+    assert citation.quote_end - citation.quote_start == len(citation.quote)
+    assert extractive_answer("config value7", passages).text == NO_ANSWER  # no prose to quote
+
+
+def test_pdf_lines_starting_with_a_capital_are_sentences() -> None:
+    text = "Quarterly report\nRevenue grew in the third quarter.\nCosts stayed flat."
+    assert [text[s:e] for s, e in sentences(text)] == [
+        "Quarterly report", "Revenue grew in the third quarter.", "Costs stayed flat."]
