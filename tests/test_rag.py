@@ -351,3 +351,17 @@ def test_streamed_answer_passes_the_strict_chunk_check(client, manuals, fake_pro
     assert parsed["errors"] == []
     sources = [p for p in parsed["message"]["parts"] if p["type"] == "source-document"]
     assert len(sources) == 2 and {s["filename"] for s in sources} == {"care.md", "kettle.md"}
+
+
+def test_weights_and_min_score_per_request(client, manuals) -> None:
+    body = {"query": "kettle warranty water vinegar", "namespace": "manuals", "answer": False, "top_k": 10}
+    keyword = client.post("/api/rag", json={**body, "mode": "keyword"}).json()["results"]
+    keyword_only = client.post("/api/rag", json={**body, "weights": {"keyword": 1, "vector": 0}}).json()["results"]
+    assert [r["chunk_id"] for r in keyword_only][: len(keyword)] == [r["chunk_id"] for r in keyword]
+    rrf = client.post("/api/rag", json={**body, "fusion": "rrf"}).json()["results"]
+    assert rrf and all(r["score"] <= 2 / 61 + 1e-6 for r in rrf)  # at most 1/(60+1) from each side
+    best = keyword[0]["scores"]["keyword"]
+    strict = client.post("/api/rag", json={**body, "mode": "keyword", "min_score": best}).json()["results"]
+    assert [r["chunk_id"] for r in strict] == [keyword[0]["chunk_id"]]
+    bad = client.post("/api/rag", json={**body, "weights": {"keyword": -1}})
+    assert bad.status_code == 422 and "weights" in bad.text
