@@ -103,6 +103,10 @@ async def run_search(query: str, options: SearchOptions, settings: Settings) -> 
 async def prepare(question: Question, settings: Settings) -> Prepared:
     """Open the conversation, read its history, rewrite a follow-up, search and pack."""
     model = choose_model(question.model, settings)
+    if model != EXTRACTIVE_MODEL:
+        from lib.providers import resolve_model
+
+        resolve_model(model, "model")  # an unknown model is a 422 before any work
     conversation_id = None
     async with db.connect(settings) as conn:
         if question.keep_conversation:

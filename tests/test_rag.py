@@ -113,6 +113,8 @@ def test_a_bad_filter_is_a_422_naming_the_operator(client, manuals, bad_filter, 
     ({"query": "x", "surprise": 1}, "surprise"),
     ({"messages": [{"role": "assistant", "parts": [{"type": "text", "text": "hi"}]}]}, "messages"),
     ({"query": "x", "conversation_id": "bad id!"}, "conversation_id"),
+    ({"query": "x", "model": "nonsense"}, "model"),
+    ({"query": "x", "weights": {"keyword": 1, "semantic": 1}}, "semantic"),
 ])
 def test_bad_requests_name_the_field(client, manuals, body: dict, field: str) -> None:
     response = client.post("/api/rag", json=body)
