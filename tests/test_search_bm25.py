@@ -171,3 +171,27 @@ def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(dat
     assert tuple(kept) == tuple(truth)
     assert truth[0] == 10  # twelve reports, two deleted (one chunk each)
     assert dangling == 0
+
+
+def test_counters_fold_themselves_and_stay_exact(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            await add_document(conn, "many", "many.txt", [f"note number {i} about apples" for i in range(150)])
+            cur = await conn.execute("SELECT count(*), sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'many'")
+            after_inserts = await cur.fetchone()
+            async with conn.transaction():
+                for _ in range(100):  # one statement per chunk: one delta row each
+                    await conn.execute("DELETE FROM chunks WHERE id = (SELECT min(id) FROM chunks WHERE namespace = 'many')")
+            cur = await conn.execute("SELECT count(*), sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'many'")
+            after_deletes = await cur.fetchone()
+            cur = await conn.execute("SELECT compact_keyword_stats()")
+            await cur.fetchone()
+            cur = await conn.execute("SELECT count(*), sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'many'")
+            compacted = await cur.fetchone()
+        return after_inserts, after_deletes, compacted
+
+    after_inserts, after_deletes, compacted = run(main)
+    # lexemes per chunk: note, number, <i>, appl -> 4
+    assert after_inserts[0] <= 65 and tuple(after_inserts[1:]) == (150, 600)
+    assert after_deletes[0] <= 65 and tuple(after_deletes[1:]) == (50, 200)
+    assert tuple(compacted) == (1, 50, 200)
