@@ -195,3 +195,27 @@ def test_counters_fold_themselves_and_stay_exact(database: str) -> None:
     assert after_inserts[0] <= 65 and tuple(after_inserts[1:]) == (150, 600)
     assert after_deletes[0] <= 65 and tuple(after_deletes[1:]) == (50, 200)
     assert tuple(compacted) == (1, 50, 200)
+
+
+def test_folding_under_concurrent_writers_loses_nothing(database: str) -> None:
+    async def writer(n: int) -> None:
+        async with db.connect() as conn:
+            document_id = await add_document(conn, "race", f"w{n}.txt", [])
+            for position in range(25):
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO chunks (document_id, namespace, position, text, content_hash, token_count,"
+                        " char_start, char_end, embedding_model) VALUES (%s, 'race', %s, 'pears and plums', 'h', 3,"
+                        " 0, 15, 'local/hash-8')", (document_id, position))
+                    if position % 5 == 4:
+                        await conn.execute("DELETE FROM chunks WHERE document_id = %s AND position = %s",
+                                           (document_id, position - 1))
+
+    async def main():
+        await asyncio.gather(*(writer(n) for n in range(4)))
+        async with db.connect() as conn:
+            cur = await conn.execute("SELECT sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'race'")
+            return await cur.fetchone()
+
+    # 4 writers x (25 inserted - 5 deleted) chunks of two lexemes (pear, plum)
+    assert tuple(run(main)) == (80, 160)
