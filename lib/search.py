@@ -180,10 +180,7 @@ async def embed_query(query: str, model: str, settings: Settings) -> list[float]
     from lib.embedding import embed_texts
 
     result = await embed_texts([query], model, settings=settings)
-    vectors = getattr(result, "vectors", None)
-    if vectors is None:
-        vectors = getattr(result, "embeddings", result)
-    return [float(v) for v in vectors[0]]
+    return result.vectors[0]
 
 
 def vector_literal(vector: Sequence[float]) -> str:
