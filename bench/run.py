@@ -110,8 +110,9 @@ def render(results: dict[str, dict], kept: dict[str, tuple[str, str]], order: li
         "Written by `bench/run.py` (`make bench`); do not edit by hand. What each figure means and "
         "how it is measured: [bench/README.md](README.md).",
         "",
-        f"- Run: {now}, `{' '.join(['.venv/bin/python bench/run.py'] + (['--full'] if full else []) + (['--quick'] if quick else []))}`"
-        + (" (quick: fewer runs, figures only indicative)" if quick else ""),
+        f"- Last run: {now}, `{' '.join(['.venv/bin/python bench/run.py', *sys.argv[1:]])}`"
+        + (" (quick: fewer runs, figures only indicative)" if quick else "")
+        + ". A section not re-run by it is kept, marked with the date it was measured.",
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['memory_gb']} GB memory, "
         f"Python {host['python']}, {host['platform']}. The machine was shared with other work "
         "while this ran, so absolute times are noisy; ratios are taken within one run.",
