@@ -18,7 +18,7 @@ app = Endpoint("rag")
 
 
 class Weights(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     keyword: float = Field(1.0, ge=0, le=100)
     vector: float = Field(1.0, ge=0, le=100)
 
@@ -26,14 +26,14 @@ class Weights(BaseModel):
 class ChatMessage(BaseModel):
     """A `useChat` UIMessage (text parts are read; other parts are ignored) or `{role, content}`."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     role: Literal["user", "assistant", "system"]
     parts: list[dict[str, Any]] = Field(default_factory=list)
     content: str | None = None
 
 
 class RagRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     query: str | None = Field(None, min_length=1, max_length=8000)
     messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=500)
     namespace: str = Field("default", min_length=1, max_length=200)
@@ -52,6 +52,7 @@ class RagRequest(BaseModel):
     conversation_id: str | None = Field(None, min_length=1, max_length=128)
     max_tokens: int | None = Field(None, ge=1, le=32000)
     temperature: float | None = Field(None, ge=0, le=2)
+    user: str | None = Field(None, min_length=1, max_length=200)  # end user, for budgets and the ledger
     # sent by useChat alongside `messages`
     id: str | None = Field(None, max_length=128)
     trigger: str | None = None

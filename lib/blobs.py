@@ -105,6 +105,24 @@ async def fetch_blob(settings: Settings, namespace: str, key: str) -> Blob:
     return await asyncio.to_thread(download)
 
 
+async def blob_etag(settings: Settings, key: str) -> str | None:
+    """The object's ETag from a HEAD request (no download), or None when it no longer exists."""
+    client = _client(settings)
+
+    def head() -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = client.head_object(Bucket=settings.s3_bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return (answer.get("ETag") or "").strip('"') or ""
+
+    return await asyncio.to_thread(head)
+
+
 async def delete_blob(settings: Settings, key: str) -> None:
     client = _client(settings)
     await asyncio.to_thread(client.delete_object, Bucket=settings.s3_bucket, Key=key)

@@ -78,14 +78,18 @@ def vector_index_name(model: str) -> str:
     return f"chunks_hnsw_{slug}_{hashlib.sha1(model.encode()).hexdigest()[:8]}"
 
 
+def indexed_vector_type(dimensions: int) -> str:
+    """The type a model's vectors are cast to in its HNSW index, and so in every query that
+    should use that index: `vector` up to 2,000 dimensions, `halfvec` up to 4,000."""
+    return "vector" if dimensions <= MAX_VECTOR_INDEX_DIMS else "halfvec"
+
+
 def vector_index_sql(model: str, dimensions: int) -> str | None:
     """The CREATE INDEX for one model's chunks, or None past pgvector's HNSW limits."""
-    if dimensions <= MAX_VECTOR_INDEX_DIMS:
-        expression, ops = f"(embedding::vector({dimensions}))", "vector_cosine_ops"
-    elif dimensions <= MAX_HALFVEC_INDEX_DIMS:
-        expression, ops = f"(embedding::halfvec({dimensions}))", "halfvec_cosine_ops"
-    else:
+    if dimensions > MAX_HALFVEC_INDEX_DIMS:
         return None
+    kind = indexed_vector_type(dimensions)
+    expression, ops = f"(embedding::{kind}({dimensions}))", f"{kind}_cosine_ops"
     literal = "'" + model.replace("'", "''") + "'"
     return (f"CREATE INDEX IF NOT EXISTS {vector_index_name(model)} ON chunks USING hnsw"
             f" ({expression} {ops}) WHERE embedding_model = {literal}")

@@ -47,6 +47,7 @@ class Question:
     conversation_id: str | None = None
     keep_conversation: bool = True
     caller: str = "anonymous"
+    user_id: str | None = None  # the end user, for per-user budgets
     request_id: str = ""
     max_tokens: int | None = None
     temperature: float | None = None
@@ -142,7 +143,8 @@ async def rewrite_query(question: Question, history: list[Turn], model: str,
     transcript = "\n".join(f"{t.role}: {t.content}" for t in history[-6:])
     prompt = f"Conversation:\n{transcript}\n\nLast question: {question.query}"
     reply = await complete(model, REWRITE_PROMPT, [{"role": "user", "content": prompt}], settings,
-                           user=question.caller, request_id=question.request_id, max_tokens=100,
+                           caller=question.caller, user_id=question.user_id,
+                           request_id=question.request_id, max_tokens=100,
                            temperature=0.0)
     rewritten = reply.text.strip().strip('"').strip()
     return (rewritten or question.query), reply.usage, reply.cost_usd
@@ -189,7 +191,8 @@ async def stream_answer(prepared: Prepared, settings: Settings) -> AsyncIterator
         system, user_message = build_prompt(question.query, prepared.passages)
         pieces: list[str] = []
         async for event in stream(prepared.model, system, _messages(prepared.history, user_message),
-                                  settings, user=question.caller, request_id=question.request_id,
+                                  settings, caller=question.caller, user_id=question.user_id,
+                                  request_id=question.request_id,
                                   max_tokens=question.max_tokens, temperature=question.temperature):
             if isinstance(event, str):
                 pieces.append(event)

@@ -63,7 +63,7 @@ async def answer_request(request: Request, body: Any) -> Any:
                 "namespace": body.namespace, "mode": body.mode}
     question = Question(
         query=query, options=options, model=body.model, history=history,
-        conversation_id=body.conversation_id or body.id, caller=request.caller,
+        conversation_id=body.conversation_id or body.id, caller=request.caller, user_id=body.user,
         request_id=request.request_id, max_tokens=body.max_tokens, temperature=body.temperature,
     )
     prepared = await prepare(question, settings)

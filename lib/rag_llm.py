@@ -1,7 +1,7 @@
 """The rag function's two uses of a language model, through `lib.llm` (retries, fallbacks, budgets,
 cache, ledger): a whole reply (query rewriting) and a streamed answer.
 
-    reply = await complete(model, system, messages, settings, user=..., request_id=...)
+    reply = await complete(model, system, messages, settings, caller=..., user_id=..., request_id=...)
     async for piece in stream(...): str for each text delta, then one Reply with usage and cost
 """
 
@@ -38,23 +38,23 @@ def _usage(result) -> dict[str, int]:
 
 
 async def complete(model: str, system: str, messages: list[dict[str, str]], settings: Settings, *,
-                   user: str | None = None, request_id: str | None = None, max_tokens: int | None = None,
-                   temperature: float | None = None) -> Reply:
+                   caller: str | None = None, user_id: str | None = None, request_id: str | None = None,
+                   max_tokens: int | None = None, temperature: float | None = None) -> Reply:
     from lib.llm import CallContext, complete_chat
 
-    result = await complete_chat(_call(model, system, messages, max_tokens, temperature, None),
-                                 CallContext(settings, request_id, None, user))
+    result = await complete_chat(_call(model, system, messages, max_tokens, temperature, user_id),
+                                 CallContext(settings, request_id, user_id, caller))
     return Reply(result.response.text, _usage(result), result.cost_usd or 0.0)
 
 
 async def stream(model: str, system: str, messages: list[dict[str, str]], settings: Settings, *,
-                 user: str | None = None, request_id: str | None = None, max_tokens: int | None = None,
-                 temperature: float | None = None) -> AsyncIterator[str | Reply]:
+                 caller: str | None = None, user_id: str | None = None, request_id: str | None = None,
+                 max_tokens: int | None = None, temperature: float | None = None) -> AsyncIterator[str | Reply]:
     from lib.llm import CallContext, ChatCompleted, StreamFailed, stream_chat
     from lib.providers.types import TextDelta
 
-    events = stream_chat(_call(model, system, messages, max_tokens, temperature, None),
-                         CallContext(settings, request_id, None, user))
+    events = stream_chat(_call(model, system, messages, max_tokens, temperature, user_id),
+                         CallContext(settings, request_id, user_id, caller))
     async for event in events:
         if isinstance(event, TextDelta):
             if event.text:

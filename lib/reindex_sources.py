@@ -6,7 +6,6 @@ The S3 ETag decides cheaply (a HEAD request); only a changed object is downloade
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from lib.config import Settings
@@ -15,28 +14,8 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 
-async def current_etag(settings: Settings, key: str) -> str | None:
-    """The object's ETag, or None when it no longer exists."""
-    from lib.blobs import _client
-
-    client = _client(settings)
-
-    def head() -> str | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            answer = client.head_object(Bucket=settings.s3_bucket, Key=key)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
-        return (answer.get("ETag") or "").strip('"') or ""
-
-    return await asyncio.to_thread(head)
-
-
 async def refresh_document(conn: AsyncConnection, document_id: str | None, settings: Settings) -> str:
-    from lib.blobs import fetch_blob, filename_from_key
+    from lib.blobs import blob_etag, fetch_blob, filename_from_key
     from lib.index import ingest_document
 
     cur = await conn.execute(
@@ -48,7 +27,7 @@ async def refresh_document(conn: AsyncConnection, document_id: str | None, setti
     namespace, source, key, known_etag, media_type, metadata, title = row
     if not key:
         return "no_source"
-    etag = await current_etag(settings, key)
+    etag = await blob_etag(settings, key)
     if etag is None:
         async with conn.transaction():
             await conn.execute("DELETE FROM documents WHERE id = %s AND blob_key = %s", (document_id, key))

@@ -193,6 +193,8 @@ async def vector_ranking_for_model(
     """Nearest chunks by cosine similarity among the chunks embedded with `model`."""
     from psycopg import sql as pgsql
 
+    from lib.index import indexed_vector_type
+
     dims = len(vector)
     where, params = scope_sql(options)
     params.update({"vector": vector_literal(vector), "limit": limit})
@@ -200,11 +202,12 @@ async def vector_ranking_for_model(
     # partial index `WHERE embedding_model = '<model>'`.
     query = pgsql.SQL(
         "WITH nearest AS MATERIALIZED ("
-        " SELECT c.id, c.embedding::vector({dims}) <=> %(vector)s::vector({dims}) AS distance"
+        " SELECT c.id, c.embedding::{kind}({dims}) <=> %(vector)s::{kind}({dims}) AS distance"
         " FROM chunks c WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}"
-        " ORDER BY c.embedding::vector({dims}) <=> %(vector)s::vector({dims}) LIMIT %(limit)s)"
+        " ORDER BY c.embedding::{kind}({dims}) <=> %(vector)s::{kind}({dims}) LIMIT %(limit)s)"
         " SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
-    ).format(dims=pgsql.Literal(dims), model=pgsql.Literal(model), where=pgsql.SQL(where))
+    ).format(dims=pgsql.Literal(dims), kind=pgsql.SQL(indexed_vector_type(dims)),
+             model=pgsql.Literal(model), where=pgsql.SQL(where))
     ef_search = min(MAX_EF_SEARCH, max(options.ef_search or DEFAULT_EF_SEARCH, limit))
     async with conn.transaction():
         if options.exact:
