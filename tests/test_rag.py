@@ -367,3 +367,15 @@ def test_weights_and_min_score_per_request(client, manuals) -> None:
     assert [r["chunk_id"] for r in strict] == [keyword[0]["chunk_id"]]
     bad = client.post("/api/rag", json={**body, "weights": {"keyword": -1}})
     assert bad.status_code == 422 and "weights" in bad.text
+
+
+def test_per_user_budget_applies_to_answers(client, manuals, fake_provider, env) -> None:
+    env(BUDGET_USER_DAILY_USD="0.001")
+    body = {"query": "how long is the warranty", "namespace": "manuals", "model": "openai/gpt-4o-mini",
+            "user": "budget-user-rag"}
+    fake_provider.queue(Reply(text="Two years [1].", usage={"input": 10_000, "output": 1000}))  # $0.0021
+    assert client.post("/api/rag", json=body).status_code == 200
+    refused = client.post("/api/rag", json=body)
+    assert refused.status_code == 402 and "budget-user-rag" in refused.json()["error"]["message"]
+    fake_provider.queue(Reply(text="Two years [1]."))
+    assert client.post("/api/rag", json={**body, "user": "someone-else"}).status_code == 200
