@@ -166,6 +166,44 @@ def client(server_url: str, database: str):
         yield http
 
 
+def run_async(coro_fn):
+    """Run `coro_fn()` on a fresh event loop, closing that loop's database pools afterwards."""
+
+    async def wrapped():
+        try:
+            return await coro_fn()
+        finally:
+            await db.close_pools()
+
+    return asyncio.run(wrapped())
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on loopback: boto3 and presigned URLs reach it over real HTTP."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def use_s3_bucket(env, s3_server: str, bucket: str):
+    """Point S3_* at the moto server for one test, create `bucket`, and return a boto3 client."""
+    import boto3
+
+    env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN=None,
+        S3_BUCKET=bucket, S3_ENDPOINT_URL=s3_server, S3_REGION="us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    try:
+        client.create_bucket(Bucket=bucket)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return client
+
+
 @pytest.fixture(scope="session")
 def fake_provider_server() -> Iterator[FakeProvider]:
     fake = FakeProvider().start()

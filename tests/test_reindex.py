@@ -9,16 +9,7 @@ from lib import db
 from lib.config import get_settings
 from lib.reindex import claim, finish, plan, run_job, run_reindex
 from lib.search import SearchOptions, search
-
-
-def run(coro_fn):
-    async def wrapped():
-        try:
-            return await coro_fn()
-        finally:
-            await db.close_pools()
-
-    return asyncio.run(wrapped())
+from tests.conftest import run_async as run
 
 
 def ingest(namespace: str, texts: dict[str, str]) -> None:

@@ -3,53 +3,19 @@ left alone, a deleted one is removed with its chunks."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import Iterator
-
 import pytest
 
 from lib import db
 from lib.config import get_settings
+from tests.conftest import run_async as run
+from tests.conftest import use_s3_bucket
 
 BUCKET = "reindex-sources"
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(s3_server: str, env):
-    import boto3
-
-    env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN=None,
-        S3_BUCKET=BUCKET, S3_ENDPOINT_URL=s3_server, S3_REGION="us-east-1")
-    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
-    try:
-        client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    return client
-
-
-def run(coro_fn):
-    async def wrapped():
-        try:
-            return await coro_fn()
-        finally:
-            await db.close_pools()
-
-    return asyncio.run(wrapped())
+    return use_s3_bucket(env, s3_server, BUCKET)
 
 
 def test_changed_sources_are_reingested_and_missing_ones_removed(database: str, s3) -> None:

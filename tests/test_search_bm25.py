@@ -10,18 +10,9 @@ import pytest
 from lib import db
 from lib.config import Settings
 from lib.search import SearchOptions, keyword_ranking, search
+from tests.conftest import run_async as run
 
 SETTINGS = Settings(bm25_k1=1.2, bm25_b=0.75)
-
-
-def run(coro_fn):
-    async def wrapped():
-        try:
-            return await coro_fn()
-        finally:
-            await db.close_pools()
-
-    return asyncio.run(wrapped())
 
 
 async def add_document(conn, namespace: str, source: str, texts: list[str]) -> str:

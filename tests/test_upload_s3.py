@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import use_s3_bucket
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BUCKET = "bundle-uploads"
 
 
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(s3_server: str, env) -> str:
-    import boto3
-
-    env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN=None,
-        S3_BUCKET=BUCKET, S3_ENDPOINT_URL=s3_server, S3_REGION="us-east-1")
-    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
-    try:
-        client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
+    use_s3_bucket(env, s3_server, BUCKET)
     return s3_server
 
 
