@@ -207,8 +207,10 @@ def render(samples: dict, ledger: int | None, commit: dict | None, requests: int
         "serves every client; requests go one at a time, alternating between clients in rounds, "
         "after a warm-up. /api/ai_execute is measured end to end from an HTTP client, so its figure "
         "includes one more loopback HTTP hop than the SDK's (the bare-HTTP row shows what a hop "
-        "costs), plus validation, the provider call through the openai SDK, and the ledger "
-        "write to Postgres. Streamed figures are the time until the first text reaches the caller.",
+        "costs; the local server is uvicorn with its pure-Python h11 parser, as `make dev` runs it), "
+        "plus validation, the provider call through the openai SDK, and the ledger write to Postgres. "
+        "The in-process row calls the same app through ASGI, without that hop, which is what LiteLLM's "
+        "row compares with. Streamed figures are the time until the first text reaches the caller.",
         "",
         *sections,
         *summary_lines,
