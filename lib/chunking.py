@@ -154,104 +154,130 @@ def _trim_space(text: str, start: int, at: int) -> int:
 
 
 def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap: int, kind: str) -> list[Piece]:
-    """Chunks of text[start:end], each within `limit` units of `lib.tokens`."""
-    text = counter.text
+    """Chunks of text[start:end], each within `limit` units of `lib.tokens`.
+
+    The loop is the hot path of ingestion (a few passes per chunk, not per paragraph): the usual
+    cut, at the coarsest boundary in the window with the chunk before it fitting, is taken inline
+    with one `str.rfind` and one measurement; anything else goes to `_find_cut`.
+    """
+    text, units = counter.text, counter.units
     start, end = _skip_space(text, start, end), _trim_space(text, start, end)
     if start >= end:
         return []
-    total = counter.units(start, end)
+    total = units(start, end)
     if total <= limit:
         return [(start, end, total)]
     levels = _LEVELS.get(kind, _LEVELS["text"])
+    separator = levels[0].separator  # the coarsest level is a separator for every kind
+    width = len(separator)
     per_char = total / (end - start)  # units per character, to place the window
     window = max(1, int(limit / per_char))
+    reach = int(overlap / per_char)  # how far back an overlap may start, by the same density
     chunks: list[Piece] = []
-    s = start
-    previous_end = start  # a chunk must reach past the previous one
-    after_previous = start  # where the text after the previous chunk starts (no overlap)
+    s = previous_end = after_previous = start  # a chunk must reach past the previous one's end
     while True:
         if end - s <= window + window // 4:  # the rest may fit in one chunk
-            size = counter.units(s, end)
+            size = units(s, end)
             if size <= limit:
                 chunks.append((s, end, size))
                 return chunks
-        lo = _skip_space(text, s if s > previous_end else previous_end, end)  # keep something past here
+        lo = s if s > previous_end else previous_end  # keep something past here
+        if text[lo].isspace():
+            lo = _skip_space(text, lo, end)
         hi = s + window
         if hi > end:
             hi = end
         if hi <= lo:
             hi = lo + 1
-        cut: tuple[int, int, int] | None = None
-        level = None
-        while cut is None:
-            found = None
-            for level in levels:
-                found = level.last(text, s, lo, hi)
-                if found is not None:
-                    break
-            else:
-                level = None
-            e, following = found if found is not None else (hi, hi)  # no boundary: cut by size
-            if text[e - 1].isspace():
-                e = _trim_space(text, s, e)
-            size = counter.units(s, e)
+        at = text.rfind(separator, lo, hi + width)
+        if lo < at <= hi:
+            e = _trim_space(text, s, at) if text[at - 1].isspace() else at
+            size = units(s, e)
             if size <= limit and e > lo:
-                cut = (e, following, size)
-                break
-            # Too large (the window was placed by the average density): shrink it in proportion.
-            shrunk = s + max(1, (max(e, lo + 1) - s) * limit // max(size, 1))
-            hi = min(hi - 1, shrunk)
-            if hi <= lo:
-                if s < after_previous:  # the overlap leaves no room: start after it instead
-                    s = lo = after_previous
-                    hi = min(end, s + window + 1)
-                    continue
-                hi = lo + 1  # a single character over the limit: take it alone
-                cut = (hi, hi, counter.units(s, hi))
-        e, following, size = cut
+                level, following = levels[0], at + width
+            else:
+                s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit,
+                                                         after_previous)
+        else:
+            s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit,
+                                                     after_previous)
         chunks.append((s, e, size))
-        following = _skip_space(text, following, end)
+        if following < end and text[following].isspace():
+            following = _skip_space(text, following, end)
         if following >= end:
             return chunks
         previous_end, after_previous = e, following
         s = following
         if overlap > 0:
-            s = _overlap_start(counter, level, s, chunks[-1][0], e, overlap, per_char)
+            s = _overlap_start(counter, level, following, chunks[-1][0], e, overlap, reach)
+
+
+def _find_cut(counter: SpanCounter, levels: tuple, s: int, lo: int, hi: int, end: int, window: int,
+              limit: int, after_previous: int) -> tuple[int, int, int, int, object]:
+    """The general cut: the coarsest boundary in text(lo:hi] whose chunk from `s` fits, shrinking
+    the window when the average density placed it too far; by size when no boundary fits.
+    Returns (chunk start, chunk end, where the text after it starts, units, level cut at)."""
+    text = counter.text
+    while True:
+        found = None
+        for level in levels:
+            found = level.last(text, s, lo, hi)
+            if found is not None:
+                break
+        else:
+            level = None
+        e, following = found if found is not None else (hi, hi)  # no boundary: cut by size
+        if text[e - 1].isspace():
+            e = _trim_space(text, s, e)
+        size = counter.units(s, e)
+        if size <= limit and e > lo:
+            return s, e, following, size, level
+        # Too large (the window was placed by the average density): shrink it in proportion.
+        shrunk = s + max(1, (max(e, lo + 1) - s) * limit // max(size, 1))
+        hi = min(hi - 1, shrunk)
+        if hi <= lo:
+            if s < after_previous:  # the overlap leaves no room: start after it instead
+                s = lo = after_previous
+                hi = min(end, s + window + 1)
+                continue
+            hi = lo + 1  # a single character over the limit: take it alone
+            return s, hi, hi, counter.units(s, hi), level
 
 
 def _overlap_start(counter: SpanCounter, level: object, following: int, chunk_start: int, chunk_end: int,
-                   overlap: int, per_char: float) -> int:
+                   overlap: int, reach: int) -> int:
     """Where the next chunk starts so that it repeats whole trailing pieces of the previous one,
     at the level the previous chunk was cut at (paragraphs, lines, sentences, words), worth at
-    most about `overlap`; after a cut by size there is nothing whole to repeat."""
+    most about `overlap` (`reach` characters at the span's average density); after a cut by size
+    there is nothing whole to repeat."""
     text = counter.text
     if level is _SENTENCE or level is _WORD:
         # the first sentence (or word) that starts in the overlap window; the next chunk is
         # measured in full, so an overlap a little over its budget never makes it too large
-        lo = max(chunk_start + 1, chunk_end - int(overlap / per_char))
+        lo = max(chunk_start + 1, chunk_end - reach)
         at = level.first(text, lo, chunk_end)
         at = _skip_space(text, at, chunk_end) if at is not None else chunk_end
         return at if at < chunk_end else following
     if not isinstance(level, _Separator):
         return following
-    # Walk back over whole paragraphs or lines as far as the budget reaches by the average
-    # density, then measure that start, stepping forward a piece at a time if it is too much.
-    separator, reach = level.separator, int(overlap / per_char)
-    starts: list[int] = []
-    before = chunk_end
-    while True:
-        at = text.rfind(separator, chunk_start + 1, before)
-        if at == -1:
+    # The first whole paragraph or line that starts within reach by the average density, or
+    # the next one after it if that is too much by measure: usually one search, one measurement.
+    # A piece starts at its first non-space character, so a separator in the whitespace just
+    # before the reach still starts a piece within it.
+    separator, units = level.separator, counter.units
+    lo = max(chunk_start + 1, chunk_end - reach)
+    if text[lo - 1].isspace():
+        lo = _trim_space(text, chunk_start + 1, lo)
+    at = text.find(separator, lo, chunk_end)
+    while at != -1:
+        start = at + len(separator)
+        if start < chunk_end and text[start].isspace():
+            start = _skip_space(text, start, chunk_end)
+        if start >= chunk_end:
             break
-        start = _skip_space(text, at + len(separator), chunk_end)
-        if chunk_end - start > reach:
-            break
-        if start < chunk_end:
-            starts.append(start)
-        before = at
-    for start in reversed(starts):
-        if counter.units(start, chunk_end) <= overlap:
+        if units(start, chunk_end) <= overlap:
             return start
+        at = text.find(separator, start, chunk_end)
     return following
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from lib.chunking import chunk_document, chunk_text
 from lib.documents import extract_document
-from lib.tokens import count_tokens, truncate_to_tokens
+from lib.tokens import SpanCounter, count_tokens, truncate_to_tokens
 
 
 def prose(paragraphs: int, seed: int = 7) -> str:
@@ -52,6 +52,26 @@ def test_token_estimate_basics() -> None:
     assert count_tokens("") == 0 and count_tokens("a") == 1
     assert count_tokens("one two") == count_tokens("one") + count_tokens("two")  # spaces are free
     assert count_tokens("x" * 400) > count_tokens("x" * 100)
+
+
+def test_rules_merge_only_when_one_character_repeats() -> None:
+    assert count_tokens("-" * 8) == count_tokens("=" * 80) == 1  # a rule alone is one token
+    assert count_tokens("-=" * 4) == 2  # a mixed stretch is no rule: 8 symbols at 0.3
+    assert count_tokens("word " + "-" * 40 + " word") == count_tokens("word word")
+    assert count_tokens("é" * 10 + "-" * 40) == count_tokens("é" * 10)  # after non-ASCII text too
+
+
+def test_span_estimates_add_up_between_whitespace() -> None:
+    """The chunker measures spans of one document; a span's estimate must be that of the same
+    text on its own, whatever comes before it (non-ASCII characters, rules)."""
+    rng = random.Random(3)
+    parts = ["word", " ", "\n", "----", "======", "-=-=", "__init__", "日本", "é", "😀", "12", "#"]
+    for _ in range(200):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 80)))
+        counter = SpanCounter(text)
+        cuts = [0] + [i for i, char in enumerate(text) if char.isspace()] + [len(text)]
+        start, end = sorted(rng.sample(cuts, 2)) if len(cuts) > 2 else (0, len(text))
+        assert counter.units(start, end) == SpanCounter(text[start:end]).units(0, end - start)
 
 
 def test_truncate_to_tokens() -> None:
