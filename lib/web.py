@@ -12,15 +12,13 @@ the JSON error shape, streaming responses and one structured log line per reques
 
 from __future__ import annotations
 
-import hmac
 import json
+import os
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 from lib import errors
 from lib.config import ApiKey, Settings, get_settings
@@ -193,7 +191,7 @@ class Endpoint:
         started = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         incoming_id = headers.get("x-request-id", "")
-        request_id = incoming_id if _REQUEST_ID.match(incoming_id) else uuid.uuid4().hex
+        request_id = incoming_id if _REQUEST_ID.match(incoming_id) else os.urandom(16).hex()
         method = scope["method"].upper()
         outcome = {"status": 500, "error_code": None}
         extra_headers = {"x-request-id": request_id}
@@ -244,7 +242,7 @@ class Endpoint:
             method=method,
             path=scope.get("path", ""),
             headers=headers,
-            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+            query=_parse_query(scope.get("query_string", b"")),
             request_id=request_id,
             settings=settings,
             api_key=api_key,
@@ -282,6 +280,8 @@ class Endpoint:
                 "missing API key: send Authorization: Bearer <key>",
                 headers={"www-authenticate": "Bearer"},
             )
+        import hmac
+
         match = None
         for candidate in settings.api_keys:
             # compare every key, in constant time, so timing says nothing about which matched
@@ -303,6 +303,14 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _parse_query(raw: bytes) -> dict[str, str]:
+    if not raw:
+        return {}
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
 
 
 def _origin_allowed(settings: Settings, origin: str) -> bool:
