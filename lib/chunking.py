@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, NamedTuple
+from zlib import adler32
 
-from lib.tokens import UNITS_PER_TOKEN, SpanCounter, to_tokens
+from lib.tokens import PLAIN_SPAN, UNITS_PER_TOKEN, SpanCounter, to_tokens
 
 if TYPE_CHECKING:
     from lib.documents import ExtractedDocument
@@ -45,6 +46,11 @@ class Chunk(NamedTuple):
     page: int | None = None
     position: int = 0
     kind: str = "text"  # text | code | table
+
+
+# Builds a Chunk from a tuple of all its fields without the Python-level `__new__` a named tuple
+# has (which only checks the arguments): thousands of chunks per second add up.
+_new_chunk = tuple.__new__
 
 
 # --- boundaries ----------------------------------------------------------------------------------
@@ -174,16 +180,18 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
     window = max(1, int(limit / per_char))
     reach = int(overlap / per_char)  # how far back an overlap may start, by the same density
     chunks: list[Piece] = []
-    s = previous_end = after_previous = start  # a chunk must reach past the previous one's end
+    plain = counter.plain
+    last_from = end - (window + window // 4)  # from here the rest may fit in one chunk
+    # `after_previous` is where the text after the previous chunk starts (only whitespace lies
+    # between): a chunk must reach past it, whatever it repeats of the previous one
+    s = after_previous = start
     while True:
-        if end - s <= window + window // 4:  # the rest may fit in one chunk
+        if s >= last_from:
             size = units(s, end)
             if size <= limit:
                 chunks.append((s, end, size))
                 return chunks
-        lo = s if s > previous_end else previous_end  # keep something past here
-        if text[lo].isspace():
-            lo = _skip_space(text, lo, end)
+        lo = after_previous
         hi = s + window
         if hi > end:
             hi = end
@@ -192,30 +200,35 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
         at = text.rfind(separator, lo, hi + width)
         if lo < at <= hi:
             e = _trim_space(text, s, at) if text[at - 1].isspace() else at
-            size = units(s, e)
+            if plain is not None and e - s <= PLAIN_SPAN:
+                size = (adler32(plain[s:e]) & 0xFFFF) - 1
+            else:
+                size = units(s, e)
             if size <= limit and e > lo:
                 level, following = levels[0], at + width
             else:
-                s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit,
-                                                         after_previous)
+                s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit)
         else:
-            s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit,
-                                                     after_previous)
+            s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit)
         chunks.append((s, e, size))
         if following < end and text[following].isspace():
             following = _skip_space(text, following, end)
         if following >= end:
             return chunks
-        previous_end, after_previous = e, following
-        s = following
-        if overlap > 0:
-            s = _overlap_start(counter, level, following, chunks[-1][0], e, overlap, reach)
+        after_previous = following
+        if overlap <= 0:
+            s = following
+        elif level is _PARAGRAPH or level is _LINE:
+            s = _pieces_overlap(counter, level.separator, following, s, e, overlap, reach)
+        else:
+            s = _overlap_start(counter, level, following, s, e, overlap, reach)
 
 
 def _find_cut(counter: SpanCounter, levels: tuple, s: int, lo: int, hi: int, end: int, window: int,
-              limit: int, after_previous: int) -> tuple[int, int, int, int, object]:
+              limit: int) -> tuple[int, int, int, int, object]:
     """The general cut: the coarsest boundary in text(lo:hi] whose chunk from `s` fits, shrinking
-    the window when the average density placed it too far; by size when no boundary fits.
+    the window when the average density placed it too far; by size when no boundary fits. `lo` is
+    where the text after the previous chunk starts, and `s` may be before it (an overlap).
     Returns (chunk start, chunk end, where the text after it starts, units, level cut at)."""
     text = counter.text
     while True:
@@ -236,8 +249,8 @@ def _find_cut(counter: SpanCounter, levels: tuple, s: int, lo: int, hi: int, end
         shrunk = s + max(1, (max(e, lo + 1) - s) * limit // max(size, 1))
         hi = min(hi - 1, shrunk)
         if hi <= lo:
-            if s < after_previous:  # the overlap leaves no room: start after it instead
-                s = lo = after_previous
+            if s < lo:  # the overlap leaves no room: start after it instead
+                s = lo
                 hi = min(end, s + window + 1)
                 continue
             hi = lo + 1  # a single character over the limit: take it alone
@@ -246,25 +259,28 @@ def _find_cut(counter: SpanCounter, levels: tuple, s: int, lo: int, hi: int, end
 
 def _overlap_start(counter: SpanCounter, level: object, following: int, chunk_start: int, chunk_end: int,
                    overlap: int, reach: int) -> int:
-    """Where the next chunk starts so that it repeats whole trailing pieces of the previous one,
-    at the level the previous chunk was cut at (paragraphs, lines, sentences, words), worth at
-    most about `overlap` (`reach` characters at the span's average density); after a cut by size
-    there is nothing whole to repeat."""
-    text = counter.text
-    if level is _SENTENCE or level is _WORD:
-        # the first sentence (or word) that starts in the overlap window; the next chunk is
-        # measured in full, so an overlap a little over its budget never makes it too large
-        lo = max(chunk_start + 1, chunk_end - reach)
-        at = level.first(text, lo, chunk_end)
-        at = _skip_space(text, at, chunk_end) if at is not None else chunk_end
-        return at if at < chunk_end else following
-    if not isinstance(level, _Separator):
+    """Where the next chunk starts after a cut at a sentence or word, so that it repeats whole
+    trailing sentences or words of the previous one worth about `overlap` (`reach` characters at
+    the span's average density); after a cut by size there is nothing whole to repeat."""
+    if level is not _SENTENCE and level is not _WORD:
         return following
-    # The first whole paragraph or line that starts within reach by the average density, or
-    # the next one after it if that is too much by measure: usually one search, one measurement.
-    # A piece starts at its first non-space character, so a separator in the whitespace just
-    # before the reach still starts a piece within it.
-    separator, units = level.separator, counter.units
+    # the first sentence (or word) that starts in the overlap window; the next chunk is
+    # measured in full, so an overlap a little over its budget never makes it too large
+    text = counter.text
+    lo = max(chunk_start + 1, chunk_end - reach)
+    at = level.first(text, lo, chunk_end)
+    at = _skip_space(text, at, chunk_end) if at is not None else chunk_end
+    return at if at < chunk_end else following
+
+
+def _pieces_overlap(counter: SpanCounter, separator: str, following: int, chunk_start: int, chunk_end: int,
+                    overlap: int, reach: int) -> int:
+    """Where the next chunk starts after a cut at a paragraph or line break: the first whole
+    paragraph (line) that starts within `reach` characters of the end, or the next one if that
+    is over `overlap` by measure; usually one search and one measurement. A piece starts at its
+    first non-space character, so a separator in the whitespace just before the reach still
+    starts a piece within it."""
+    text = counter.text
     lo = max(chunk_start + 1, chunk_end - reach)
     if text[lo - 1].isspace():
         lo = _trim_space(text, chunk_start + 1, lo)
@@ -275,7 +291,7 @@ def _overlap_start(counter: SpanCounter, level: object, following: int, chunk_st
             start = _skip_space(text, start, chunk_end)
         if start >= chunk_end:
             break
-        if units(start, chunk_end) <= overlap:
+        if counter.units(start, chunk_end) <= overlap:
             return start
         at = text.find(separator, start, chunk_end)
     return following
@@ -303,7 +319,7 @@ def chunk_text(
     counter = SpanCounter(text)
     pieces = _chunk_span(counter, 0, len(text), size_tokens * UNITS_PER_TOKEN, overlap_tokens * UNITS_PER_TOKEN, kind)
     half = UNITS_PER_TOKEN // 2
-    return [Chunk(text[s:e], s, e, (size + half) // UNITS_PER_TOKEN or 1, (), None, i, kind)
+    return [_new_chunk(Chunk, (text[s:e], s, e, (size + half) // UNITS_PER_TOKEN or 1, (), None, i, kind))
             for i, (s, e, size) in enumerate(pieces)]
 
 
@@ -331,5 +347,6 @@ def chunk_document(
             runs.append((key, section.char_start, section.char_end))
     for (heading_path, page, kind), start, end in runs:
         for s, e, size in _chunk_span(counter, start, end, size_tokens * UNITS_PER_TOKEN, overlap_tokens * UNITS_PER_TOKEN, kind):
-            chunks.append(Chunk(text[s:e], s, e, to_tokens(size), heading_path, page, len(chunks), kind))
+            chunks.append(_new_chunk(Chunk, (text[s:e], s, e, to_tokens(size), heading_path, page, len(chunks),
+                                             kind)))
     return chunks
