@@ -36,9 +36,11 @@ _ASCII, _NEWLINE, _DIGIT, _TWO_BYTE, _THREE_BYTE, _FOUR_BYTE = 5, 24, 16, 8, 20,
 _RULE_CHARACTERS, _RULE = b"-=*_~#", 6  # a weight no other byte has
 _RUN = 4 * _RULE  # what a run of four saves
 _ADLER_MODULUS = 65521
-_MAYBE_RUN = bytes([_RULE]) * 4  # four rule characters in a row, not necessarily the same one
+_RULE_BYTE = bytes([_RULE])
+_MAYBE_RUN = _RULE_BYTE * 4  # four rule characters in a row, not necessarily the same one
 _RULE_STRETCH = re.compile(re.escape(bytes([_RULE])) + b"*")
 _RUN_PATTERN = re.compile(rb"([-=*_~#])\1{3,}")  # four or more of one of them
+_SAME_RULE = {byte: re.compile(re.escape(bytes([byte])) + b"+") for byte in _RULE_CHARACTERS}
 
 
 def _weight_table() -> bytes:
@@ -55,17 +57,18 @@ def _weight_table() -> bytes:
 
 
 _WEIGHTS = _weight_table()
+# the longest slices whose byte sum cannot wrap around adler32's modulus
 _STEP = (_ADLER_MODULUS - 1) // _FOUR_BYTE
-PLAIN_SPAN = _STEP
+_ASCII_STEP = (_ADLER_MODULUS - 1) // _NEWLINE  # the heaviest ASCII character
+PLAIN_SPAN = _ASCII_STEP
 _KNOWN_EVERY = 256  # characters between remembered byte offsets in non-ASCII text
 
 
-def _weight_sum(weights: memoryview | bytes, start: int, end: int) -> int:
-    view = memoryview(weights) if isinstance(weights, bytes) else weights
+def _weight_sum(view: memoryview, start: int, end: int, step: int) -> int:
     total = 0
-    for at in range(start, end, _STEP):
+    for at in range(start, end, step):
         # adler32's low 16 bits are 1 + the byte sum modulo 65521: a byte sum at C speed
-        total += (adler32(view[at:min(end, at + _STEP)]) & 0xFFFF) - 1
+        total += (adler32(view[at:min(end, at + step)]) & 0xFFFF) - 1
     return total
 
 
@@ -77,10 +80,11 @@ def _run_starts(raw: bytes, weights: bytes) -> list[int] | None:
     starts: list[int] = []
     at = weights.find(_MAYBE_RUN)
     while at != -1:
-        stretch_end = _RULE_STRETCH.match(weights, at).end()
-        if raw.count(raw[at:at + 1], at, stretch_end) == stretch_end - at:  # the usual: one rule
-            starts.extend(range(at, stretch_end - 3, 4))
-        else:
+        stretch_end = _SAME_RULE[raw[at]].match(raw, at).end()
+        if stretch_end - at >= 4 and weights[stretch_end:stretch_end + 1] != _RULE_BYTE:
+            starts.extend(range(at, stretch_end - 3, 4))  # the usual: one rule alone
+        else:  # rule characters mixed, such as "-=-=-=" or "**--"
+            stretch_end = _RULE_STRETCH.match(weights, at).end()
             for match in _RUN_PATTERN.finditer(raw, at, stretch_end):
                 starts.extend(range(match.start(), match.end() - 3, 4))
         at = weights.find(_MAYBE_RUN, stretch_end)
@@ -130,19 +134,22 @@ class SpanCounter:
     def units(self, start: int, end: int) -> int:
         """The estimate for `text[start:end]`, in `UNITS_PER_TOKEN`ths of a token (0 if empty)."""
         if self.ascii:  # the hot path: one C call (an empty slice sums to 0)
-            value = (adler32(self.view[start:end]) & 0xFFFF) - 1 if end - start <= _STEP else (
-                _weight_sum(self.view, start, end))
+            value = (adler32(self.view[start:end]) & 0xFFFF) - 1 if end - start <= _ASCII_STEP else (
+                _weight_sum(self.view, start, end, _ASCII_STEP))
         elif end <= start:
             return 0
         else:
             start, end = self._byte_offset(start), self._byte_offset(end)
             value = (adler32(self.view[start:end]) & 0xFFFF) - 1 if end - start <= _STEP else (
-                _weight_sum(self.view, start, end))
-        if self.runs is None or end - start < 4:
+                _weight_sum(self.view, start, end, _STEP))
+        if self.runs is None:
             return value
         # runs are kept as byte offsets; the result is never below 0: only runs wholly inside
         # the span count, and each weighs what it saves
-        return value - _RUN * (bisect_right(self.runs, end - 4) - bisect_left(self.runs, start))
+        first = bisect_left(self.runs, start)
+        if first == len(self.runs) or self.runs[first] > end - 4:  # usually none in the span
+            return value
+        return value - _RUN * (bisect_right(self.runs, end - 4, first) - first)
 
 
 def to_tokens(units: int) -> int:
