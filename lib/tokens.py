@@ -18,11 +18,12 @@ texts, release notes, Markdown, reStructuredText, Python source and CJK text, pl
 number-heavy samples: the median error is within about 15% on each kind of text. Providers report
 the real counts for billing; this number sizes chunks and checks input limits.
 
-How it is fast: `SpanCounter` maps a text's UTF-8 bytes once to weight bytes (`bytes.translate`:
-a character's weight sits on its first byte), and the weight of any span is then the byte sum of
-a zero-copy slice, which `zlib.adler32` computes in C (its low 16 bits are 1 + the byte sum,
-modulo 65521). The rule characters weigh a little more than other symbols so that their weight
-byte is unique: one `bytes.find` over the weights then finds every place a run may start.
+How it is fast: `SpanCounter` maps a text once to weight bytes, one per character
+(`bytes.translate` over its Latin-1 bytes, plus a second array for characters beyond Latin-1),
+and the weight of any span is then the byte sum of a zero-copy slice, which `zlib.adler32`
+computes in C (its low 16 bits are 1 + the byte sum, modulo 65521). The rule characters weigh
+a little more than other symbols so that their weight byte is unique: one `bytes.find` over the
+weights then finds every place a run may start.
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ _SAME_RULE = {byte: re.compile(re.escape(bytes([byte])) + b"+") for byte in _RUL
 
 
 def _weight_table() -> bytes:
-    """Weight per UTF-8 byte: ASCII characters by kind; a lead byte carries its character's
-    weight by the character's length, and continuation bytes weigh nothing."""
-    table = bytearray([_ASCII] * 128 + [0] * 64 + [_TWO_BYTE] * 32 + [_THREE_BYTE] * 16 + [_FOUR_BYTE] * 16)
+    """Weight per Latin-1 byte (one character each): ASCII characters by kind, and the rest of
+    Latin-1, 2-byte characters in UTF-8, alike."""
+    table = bytearray([_ASCII] * 128 + [_TWO_BYTE] * 128)
     table[ord(" ")] = table[ord("\t")] = table[ord("\r")] = 0
     table[ord("\n")] = _NEWLINE
     for byte in b"0123456789":
@@ -56,20 +57,52 @@ def _weight_table() -> bytes:
     return bytes(table)
 
 
-_WEIGHTS = _weight_table()
-# the longest slices whose byte sum cannot wrap around adler32's modulus
-_STEP = (_ADLER_MODULUS - 1) // _FOUR_BYTE
-_ASCII_STEP = (_ADLER_MODULUS - 1) // _NEWLINE  # the heaviest ASCII character
-PLAIN_SPAN = _ASCII_STEP
-_KNOWN_EVERY = 256  # characters between remembered byte offsets in non-ASCII text
+_CHAR_WEIGHTS = _weight_table()
+# What a character outside Latin-1 (a "?" in Latin-1 with "replace") up to U+FFFF weighs beyond
+# that "?", by its code point's second byte: up to U+07FF it is 2 bytes in UTF-8, then 3
+# (surrogates too); beyond U+FFFF, 4.
+_WIDE_EXTRA = bytes([0] + [_TWO_BYTE - _ASCII] * 7 + [_THREE_BYTE - _ASCII] * 248)
+_BEYOND_EXTRA = _FOUR_BYTE - _ASCII
+# the longest slices whose byte sum cannot wrap around adler32's modulus (the heaviest weight
+# byte is a line break's or an emoji's extra)
+_CHAR_STEP = (_ADLER_MODULUS - 1) // max(_NEWLINE, _BEYOND_EXTRA)
+PLAIN_SPAN = _CHAR_STEP
 
 
-def _weight_sum(view: memoryview, start: int, end: int, step: int) -> int:
+def _weight_sum(view: memoryview, start: int, end: int) -> int:
     total = 0
-    for at in range(start, end, step):
+    for at in range(start, end, _CHAR_STEP):
         # adler32's low 16 bits are 1 + the byte sum modulo 65521: a byte sum at C speed
-        total += (adler32(view[at:min(end, at + step)]) & 0xFFFF) - 1
+        total += (adler32(view[at:min(end, at + _CHAR_STEP)]) & 0xFFFF) - 1
     return total
+
+
+def _latin1(text: str) -> bytes | None:
+    """The text's Latin-1 bytes, one per character, or None if it has characters beyond."""
+    if text.isascii():  # O(1): CPython keeps this flag on every string
+        return text.encode("ascii")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+def _wide_extra(text: str) -> bytes:
+    """Per character, what it weighs beyond the "?" Latin-1 puts in its place: 0 for Latin-1,
+    else by its code point's second byte (its UTF-16 unit's high byte); 4-byte characters
+    (emoji), rare, one by one where the code point's third byte is not 0."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    if len(units) == 2 * len(text):  # nothing beyond U+FFFF: one UTF-16 unit per character
+        return units[1::2].translate(_WIDE_EXTRA)
+    code_points = text.encode("utf-32-le", "surrogatepass")
+    extra = bytearray(code_points[1::4].translate(_WIDE_EXTRA))
+    planes = code_points[2::4]
+    for plane in range(1, 17):
+        at = planes.find(plane)
+        while at != -1:
+            extra[at] = _BEYOND_EXTRA
+            at = planes.find(plane, at + 1)
+    return bytes(extra)
 
 
 def _run_starts(raw: bytes, weights: bytes) -> list[int] | None:
@@ -94,58 +127,46 @@ def _run_starts(raw: bytes, weights: bytes) -> list[int] | None:
 class SpanCounter:
     """Estimates for spans of one text: what the chunker calls for every cut it considers.
 
-    The text's UTF-8 bytes are weighed once (`bytes.translate`); a span then costs one C call on
-    a zero-copy slice. For ASCII text (an O(1) check) string offsets are byte offsets; otherwise
-    a string offset is turned into a byte offset by encoding the stretch from the nearest offset
-    already known (kept every few kilobytes), which chunking, moving forward, keeps short.
+    The text is weighed once (`bytes.translate`) into weight bytes, one per character, so that
+    a span costs one C call on a zero-copy slice, and string offsets are offsets into them:
+    - ASCII and Latin-1 text: its Latin-1 bytes weighed.
+    - Other text: its Latin-1 bytes with "?" for what Latin-1 lacks, plus a second weight byte
+      per character (`wide`) that turns each such "?" into the character's own weight, found
+      from the character's code point (UTF-32); a span then costs two C calls.
     """
 
-    __slots__ = ("text", "view", "ascii", "known_at", "known_bytes", "last_at", "last_bytes", "runs", "plain")
+    __slots__ = ("text", "view", "wide", "runs", "plain")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.ascii = text.isascii()  # O(1): CPython keeps this flag on every string
-        raw = text.encode("ascii") if self.ascii else text.encode("utf-8", "surrogatepass")
-        weights = raw.translate(_WEIGHTS)
+        self.wide: memoryview | None = None
+        raw = _latin1(text)
+        if raw is None:
+            raw = text.encode("latin-1", "replace")
+            self.wide = memoryview(_wide_extra(text))
+        weights = raw.translate(_CHAR_WEIGHTS)
         self.view = memoryview(weights)
-        # string offsets whose byte offsets are known, ascending; the end is asked for first
-        self.known_at = [0, len(text)]
-        self.known_bytes = [0, len(raw)]
-        self.last_at = self.last_bytes = 0
         # where each counted run of four starts, so a span's runs are two bisections away
         self.runs = _run_starts(raw, weights)
-        # ASCII text without runs (most prose): the estimate of a span of at most `PLAIN_SPAN`
+        # Latin-1 text without runs (most prose): the estimate of a span of at most `PLAIN_SPAN`
         # characters is `(zlib.adler32(plain[start:end]) & 0xFFFF) - 1`, one C call that the
         # chunker's hottest loop makes itself rather than through `units`
-        self.plain = self.view if self.ascii and self.runs is None else None
-
-    def _byte_offset(self, at: int) -> int:
-        if at == self.last_at:  # chunking asks about the same start many times in a row
-            return self.last_bytes
-        i = bisect_right(self.known_at, at) - 1
-        known = self.known_at[i]
-        offset = self.known_bytes[i] + len(self.text[known:at].encode("utf-8", "surrogatepass"))
-        if at - known > _KNOWN_EVERY:
-            self.known_at.insert(i + 1, at)
-            self.known_bytes.insert(i + 1, offset)
-        self.last_at, self.last_bytes = at, offset
-        return offset
+        self.plain = self.view if self.wide is None and self.runs is None else None
 
     def units(self, start: int, end: int) -> int:
         """The estimate for `text[start:end]`, in `UNITS_PER_TOKEN`ths of a token (0 if empty)."""
-        if self.ascii:  # the hot path: one C call (an empty slice sums to 0)
-            value = (adler32(self.view[start:end]) & 0xFFFF) - 1 if end - start <= _ASCII_STEP else (
-                _weight_sum(self.view, start, end, _ASCII_STEP))
-        elif end <= start:
-            return 0
+        if end - start <= _CHAR_STEP:  # the hot path: one C call (an empty slice sums to 0)
+            value = (adler32(self.view[start:end]) & 0xFFFF) - 1
+            if self.wide is not None:
+                value += (adler32(self.wide[start:end]) & 0xFFFF) - 1
         else:
-            start, end = self._byte_offset(start), self._byte_offset(end)
-            value = (adler32(self.view[start:end]) & 0xFFFF) - 1 if end - start <= _STEP else (
-                _weight_sum(self.view, start, end, _STEP))
+            value = _weight_sum(self.view, start, end)
+            if self.wide is not None:
+                value += _weight_sum(self.wide, start, end)
         if self.runs is None:
             return value
-        # runs are kept as byte offsets; the result is never below 0: only runs wholly inside
-        # the span count, and each weighs what it saves
+        # the result is never below 0: only runs wholly inside the span count, and each weighs
+        # what it saves
         first = bisect_left(self.runs, start)
         if first == len(self.runs) or self.runs[first] > end - 4:  # usually none in the span
             return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -72,6 +73,31 @@ def test_span_estimates_add_up_between_whitespace() -> None:
         cuts = [0] + [i for i, char in enumerate(text) if char.isspace()] + [len(text)]
         start, end = sorted(rng.sample(cuts, 2)) if len(cuts) > 2 else (0, len(text))
         assert counter.units(start, end) == SpanCounter(text[start:end]).units(0, end - start)
+
+
+def _plain_estimate(text: str) -> int:
+    """The documented estimate, character by character, in twentieths of a token."""
+    total = 0
+    for char in text:
+        width = len(char.encode("utf-8", "surrogatepass"))
+        if width > 1:
+            total += {2: 8, 3: 20, 4: 40}[width]
+        elif char not in " \t\r":
+            total += 24 if char == "\n" else 16 if char in "0123456789" else 6 if char in "-=*_~#" else 5
+    for run in re.finditer(r"([-=*_~#])\1{3,}", text):
+        total -= 24 * (len(run.group()) // 4)
+    return total
+
+
+def test_estimate_weighs_every_script_by_its_utf8_length() -> None:
+    """ASCII, Latin-1, other scripts, lone surrogates and emoji each take their own path to
+    weight bytes; all must give the documented weights."""
+    rng = random.Random(11)
+    parts = ["word", " ", "\n", "7", "é", "ÿ", "\x80", "Ж", "\u07ff", "\u0800", "—", "日本", "\uffff", "\ud800",
+             "😀", "\U0010ffff", "?", "----", "-=-=", "~~~~~~"]
+    for _ in range(300):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(1, 50)))
+        assert SpanCounter(text).units(0, len(text)) == _plain_estimate(text), repr(text)
 
 
 def test_truncate_to_tokens() -> None:
