@@ -163,8 +163,9 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
     """Chunks of text[start:end], each within `limit` units of `lib.tokens`.
 
     The loop is the hot path of ingestion (a few passes per chunk, not per paragraph): the usual
-    cut, at the coarsest boundary in the window with the chunk before it fitting, is taken inline
-    with one `str.rfind` and one measurement; anything else goes to `_find_cut`.
+    cut, at the coarsest boundary in the window (a paragraph or line break) with the chunk before
+    it fitting, is taken inline with a `str.rfind` or two and one measurement; anything else goes
+    to `_find_cut`.
     """
     text, units = counter.text, counter.units
     start, end = _skip_space(text, start, end), _trim_space(text, start, end)
@@ -174,8 +175,9 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
     if total <= limit:
         return [(start, end, total)]
     levels = _LEVELS.get(kind, _LEVELS["text"])
-    separator = levels[0].separator  # the coarsest level is a separator for every kind
-    width = len(separator)
+    # the two coarsest levels are separators for every kind (paragraphs and lines; lines and
+    # words in tables): the usual cut is at one of them
+    coarsest, finer = levels[0], levels[1]
     per_char = total / (end - start)  # units per character, to place the window
     window = max(1, int(limit / per_char))
     reach = int(overlap / per_char)  # how far back an overlap may start, by the same density
@@ -197,7 +199,11 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
             hi = end
         if hi <= lo:
             hi = lo + 1
-        at = text.rfind(separator, lo, hi + width)
+        level = coarsest
+        at = text.rfind(level.separator, lo, hi + len(level.separator))
+        if not lo < at <= hi:  # a paragraph longer than the window: cut at a line
+            level = finer
+            at = text.rfind(level.separator, lo, hi + len(level.separator))
         if lo < at <= hi:
             e = _trim_space(text, s, at) if text[at - 1].isspace() else at
             if plain is not None and e - s <= PLAIN_SPAN:
@@ -205,7 +211,7 @@ def _chunk_span(counter: SpanCounter, start: int, end: int, limit: int, overlap:
             else:
                 size = units(s, e)
             if size <= limit and e > lo:
-                level, following = levels[0], at + width
+                following = at + len(level.separator)
             else:
                 s, e, following, size, level = _find_cut(counter, levels, s, lo, hi, end, window, limit)
         else:
