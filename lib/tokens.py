@@ -106,7 +106,7 @@ def _wide_extra(text: str) -> bytes:
 
 
 def _run_starts(raw: bytes, weights: bytes) -> list[int] | None:
-    """Byte offsets where each counted run of four starts (every fourth byte of each maximal run
+    """Offsets where each counted run of four starts (every fourth character of each maximal run
     of one rule character). `bytes.find` on the weights skips to stretches of rule characters at
     C speed; only those stretches are searched for runs of one character (a regex with a
     back-reference over the whole text would stop at every hyphen and underscore)."""
