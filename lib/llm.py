@@ -373,8 +373,14 @@ async def stream_chat(call: ChatCall, ctx: CallContext) -> AsyncIterator[Any]:
         except ProviderCallFailed:
             continue
         # Committed: the first token goes out now, and this model finishes the answer or fails it.
-        async for event in _relay(run, name, spec, target, events, first, one.attempt, one.started, key):
-            yield event
+        relay = _relay(run, name, spec, target, events, first, one.attempt, one.started, key)
+        try:
+            async for event in relay:
+                yield event
+        finally:
+            # when our caller closes us (the client went away), close the relay now so its ledger
+            # row is written before the request ends, not whenever the generator is collected
+            await relay.aclose()
         return
     raise run.error()
 

@@ -451,3 +451,22 @@ def test_missing_provider_key_is_a_configuration_error(client, fake_provider, en
 def test_malformed_json_body(client) -> None:
     r = client.post("/api/ai_execute", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_stream_the_client_abandons_is_still_recorded(client, fake_provider, database) -> None:
+    import time
+
+    fake_provider.queue(Reply(text="one two three four five six seven eight", chunk_delay_s=0.3))
+    body = {"prompt": unique("abandon"), "model": "openai/gpt-4o-mini", "stream": True}
+    with client.stream("POST", "/api/ai_execute", json=body) as response:
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if '"text-delta"' in line:
+                break  # the user closed the tab after the first words
+    deadline = time.monotonic() + 10
+    rows = []
+    while time.monotonic() < deadline and not rows:
+        rows = ledger(database, "request_id = %s", (request_id,))
+        time.sleep(0.1)
+    assert rows, "an abandoned stream spent tokens but left no ledger row"
+    assert rows[-1]["error_code"] == "client_closed"
