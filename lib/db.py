@@ -9,8 +9,6 @@ psycopg is imported inside the functions that need it, so importing a function m
 from __future__ import annotations
 
 import asyncio
-import time
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -77,25 +75,6 @@ def database_url(settings: Settings | None = None) -> str:
     return embedded_database_url(settings)
 
 
-# When each pooled connection was last handed back, to skip the liveness round trip on busy ones.
-_returned_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-_TRUST_RECENT_S = 5.0
-
-
-async def _mark_returned(conn: AsyncConnection) -> None:
-    _returned_at[conn] = time.monotonic()
-
-
-async def _check_if_idle(conn: AsyncConnection) -> None:
-    """Check a connection before use only when it sat idle for a while: a serverless instance
-    frozen between requests may hold connections the server (or pooler) has dropped, while one
-    handed back a moment ago is alive, and checking it would cost a round trip per request."""
-    if time.monotonic() - _returned_at.get(conn, 0.0) > _TRUST_RECENT_S:
-        from psycopg_pool import AsyncConnectionPool
-
-        await AsyncConnectionPool.check_connection(conn)
-
-
 async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
     """The pool for this event loop and database, opened (and migrated) on first use."""
     from psycopg_pool import AsyncConnectionPool
@@ -111,8 +90,7 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
             max_size=max(1, settings.db_pool_size),
             kwargs={**connection_kwargs(), "connect_timeout": int(settings.db_connect_timeout_s)},
             open=False,
-            check=_check_if_idle,
-            reset=_mark_returned,
+            check=AsyncConnectionPool.check_connection,
             name="bundle",
         )
         _pools[key] = pool

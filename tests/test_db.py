@@ -75,22 +75,3 @@ def test_pooled_connections_never_prepare_statements(database):
         return row[0]
 
     assert asyncio.run(run()) == 0
-
-
-def test_a_connection_dropped_while_idle_is_replaced_not_returned(database, monkeypatch):
-    # a frozen serverless instance wakes up holding connections the server has since closed
-    monkeypatch.setattr(db, "_TRUST_RECENT_S", 0.0)
-
-    async def run() -> int:
-        async with db.connect(get_settings()) as conn:
-            cur = await conn.execute("SELECT pg_backend_pid()")
-            pid = (await cur.fetchone())[0]
-        with psycopg.connect(database, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        async with db.connect(get_settings()) as conn:
-            cur = await conn.execute("SELECT 41 + 1")
-            answer = (await cur.fetchone())[0]
-        await db.close_pools()
-        return answer
-
-    assert asyncio.run(run()) == 42
