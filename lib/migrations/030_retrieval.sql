@@ -32,6 +32,41 @@ CREATE TABLE keyword_stats (
 );
 CREATE INDEX keyword_stats_namespace_idx ON keyword_stats (namespace) INCLUDE (chunks, terms);
 
+-- Keep `keyword_stats` short without the cron: once a namespace has more than 64 delta rows, the
+-- statement that adds one folds them into one row.
+--
+-- Folding deletes delta rows, so two transactions folding the same namespace could wait on each
+-- other. A transaction-level advisory lock per namespace, taken with try (never waited for), lets
+-- exactly one of them fold at a time; the others skip it, as readers sum whatever rows there are.
+CREATE FUNCTION compact_keyword_stats_for(ns text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    removed integer;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(730031, hashtext(ns)) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM keyword_stats WHERE namespace = ns RETURNING chunks, terms
+    ),
+    total AS (
+        SELECT count(*) AS n, coalesce(sum(chunks), 0) AS chunks, coalesce(sum(terms), 0) AS terms FROM gone
+    ),
+    folded AS (
+        INSERT INTO keyword_stats (namespace, chunks, terms)
+        SELECT ns, chunks, terms FROM total WHERE chunks <> 0 OR terms <> 0
+        RETURNING 1
+    )
+    SELECT (SELECT n FROM total) - (SELECT count(*) FROM folded) INTO removed;
+    RETURN removed;
+END $$;
+
+CREATE FUNCTION fold_long_keyword_stats(ns text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM (SELECT 1 FROM keyword_stats WHERE namespace = ns LIMIT 65) recent) > 64 THEN
+        PERFORM compact_keyword_stats_for(ns);
+    END IF;
+END $$;
+
 CREATE FUNCTION chunk_terms_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     WITH terms AS MATERIALIZED (
@@ -49,6 +84,7 @@ BEGIN
     )
     INSERT INTO keyword_stats (namespace, chunks, terms)
     SELECT namespace, count(*), sum(length) FROM lengths GROUP BY namespace;
+    PERFORM fold_long_keyword_stats(ns) FROM (SELECT DISTINCT namespace AS ns FROM added) touched;
     RETURN NULL;
 END $$;
 
@@ -64,6 +100,7 @@ BEGIN
     )
     INSERT INTO keyword_stats (namespace, chunks, terms)
     SELECT namespace, -count(*), -sum(length) FROM per_chunk GROUP BY namespace;
+    PERFORM fold_long_keyword_stats(ns) FROM (SELECT DISTINCT namespace AS ns FROM removed) touched;
     RETURN NULL;
 END $$;
 
@@ -117,16 +154,8 @@ CREATE TRIGGER chunks_keywords_update AFTER UPDATE ON chunks
 -- Fold the deltas into one row per namespace. Rows appended by transactions still in flight are
 -- invisible here and stay as they are, so nothing is lost or counted twice.
 CREATE FUNCTION compact_keyword_stats() RETURNS integer LANGUAGE sql AS $$
-    WITH gone AS (
-        DELETE FROM keyword_stats RETURNING namespace, chunks, terms
-    ),
-    folded AS (
-        INSERT INTO keyword_stats (namespace, chunks, terms)
-        SELECT namespace, sum(chunks), sum(terms) FROM gone
-        GROUP BY namespace HAVING sum(chunks) <> 0 OR sum(terms) <> 0
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM gone)::integer - (SELECT count(*) FROM folded)::integer;
+    SELECT coalesce(sum(compact_keyword_stats_for(namespace)), 0)::integer
+    FROM (SELECT DISTINCT namespace FROM keyword_stats) namespaces;
 $$;
 
 -- Conversations: the turns of a chat, so follow-up questions work across stateless invocations.
