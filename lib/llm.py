@@ -14,7 +14,7 @@ event, is recorded, and is not retried.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -325,6 +325,18 @@ class _Attempts:
 # --- the two ways to call -----------------------------------------------------------------------
 
 
+def _each_model(run: _Runner, call: ChatCall, plan: list) -> Iterator[tuple[str, ProviderSpec, Target, _Attempts]]:
+    """The models of the chain still worth trying, in order, each with its attempt state; stops
+    when the overall deadline has passed and skips models with no usable credentials."""
+    for name, spec, model in plan:
+        if run.out_of_time():
+            return
+        target = run.target(spec, model)
+        if target is None:
+            continue
+        yield name, spec, target, _Attempts(run, adapter_for(spec), replace(call.chat, model=model), target)
+
+
 async def complete_chat(call: ChatCall, ctx: CallContext) -> ChatResult:
     """The whole answer at once, from the first model in the chain that gives one."""
     plan = _plan(call)
@@ -332,13 +344,7 @@ async def complete_chat(call: ChatCall, ctx: CallContext) -> ChatResult:
     if hit is not None:
         return hit
     run = _Runner(call, ctx, streamed=False)
-    for name, spec, model in plan:
-        if run.out_of_time():
-            break
-        target = run.target(spec, model)
-        if target is None:
-            continue
-        one = _Attempts(run, adapter_for(spec), replace(call.chat, model=model), target)
+    for name, spec, _target, one in _each_model(run, call, plan):
         try:
             response, latency_s = await call_with_retries(one.complete, run.policy, deadline=run.deadline,
                                                           on_failure=run.on_failure(name, spec))
@@ -360,13 +366,7 @@ async def stream_chat(call: ChatCall, ctx: CallContext) -> AsyncIterator[Any]:
         yield ChatCompleted(hit)
         return
     run = _Runner(call, ctx, streamed=True)
-    for name, spec, model in plan:
-        if run.out_of_time():
-            break
-        target = run.target(spec, model)
-        if target is None:
-            continue
-        one = _Attempts(run, adapter_for(spec), replace(call.chat, model=model), target)
+    for name, spec, target, one in _each_model(run, call, plan):
         try:
             events, first = await call_with_retries(one.open_stream, run.policy, deadline=run.deadline,
                                                     on_failure=run.on_failure(name, spec))
