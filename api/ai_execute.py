@@ -1,8 +1,8 @@
 """POST /api/ai_execute: a prompt or a conversation on any provider, as JSON or a stream for useChat."""
 
-from lib.llm import complete_chat, stream_chat
-from lib.llm_request import ExecuteRequest, call_context, json_output, to_call
-from lib.streaming import text_response, ui_message_response
+from lib.gateway.chain import complete_chat, stream_chat
+from lib.gateway.request import ExecuteRequest, call_context, json_output, to_call
+from lib.gateway.ui_stream import text_response, ui_message_response
 from lib.web import Endpoint, Request
 
 app = Endpoint("ai_execute")

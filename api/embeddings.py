@@ -28,7 +28,7 @@ class EmbeddingsRequest(BaseModel):
 
 @app.post(EmbeddingsRequest)
 async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
-    from lib.embedding import embed_texts
+    from lib.ingest.embedding import embed_texts
 
     if body.namespace:
         request.require_namespace(body.namespace)
@@ -39,7 +39,7 @@ async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
                                request_id=request.request_id, caller=request.caller, user_id=body.user,
                                use_cache=body.cache)
     if body.encoding_format == "base64":
-        from lib.embedders.openai_wire import encode_vector
+        from lib.ingest.embedders.openai_wire import encode_vector
 
         data = [{"object": "embedding", "index": i, "embedding": encode_vector(v)}
                 for i, v in enumerate(result.vectors)]

@@ -1,6 +1,6 @@
 """GET /api/health: is the function up, and can it reach Postgres with pgvector?"""
 
-from lib.health import check_health
+from lib.db.health import check_health
 from lib.web import Endpoint, Request, json_response
 
 app = Endpoint("health", auth=False)

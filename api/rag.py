@@ -61,7 +61,7 @@ class RagRequest(BaseModel):
 
 @app.post(RagRequest)
 async def rag(request: Request, body: RagRequest) -> Any:
-    from lib.rag_http import answer_request
+    from lib.retrieval.http import answer_request
 
     request.require_namespace(body.namespace)
     return await answer_request(request, body)

@@ -15,7 +15,7 @@ app = Endpoint("reindex", auth=False)  # the cron secret, not API_KEYS, guards i
 @app.get()
 async def reindex(request: Request, _query: object) -> Any:
     from lib.reindex import run_reindex
-    from lib.reindex_auth import check_cron_secret
+    from lib.web.auth import check_cron_secret
 
     check_cron_secret(request)
     report = await run_reindex(request.settings, worker=request.request_id[:32])

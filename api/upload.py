@@ -101,18 +101,18 @@ async def post(request: Request, body: BaseModel) -> Any:
     request.require_namespace(body.namespace)
     settings = request.settings
     if isinstance(body, PresignRequest):
-        from lib.blobs import presign_upload
-        from lib.documents import detect_media_type
+        from lib.ingest.blobs import presign_upload
+        from lib.ingest.documents import detect_media_type
 
         media_type = detect_media_type(body.filename, body.media_type)
         return await presign_upload(settings, body.namespace, body.filename, media_type, body.size)
     if isinstance(body, DeleteRequest):
-        from lib.index import delete_document
+        from lib.ingest.store import delete_document
 
         return await delete_document(body.namespace, settings=settings, document_id=body.document_id,
                                      source=body.source)
     if isinstance(body, IngestKeyRequest):
-        from lib.blobs import fetch_blob, filename_from_key
+        from lib.ingest.blobs import fetch_blob, filename_from_key
 
         blob = await fetch_blob(settings, body.namespace, body.key)
         filename = body.filename or filename_from_key(body.key)
@@ -143,8 +143,8 @@ def _file_of(request: Request, body: UploadRequest) -> tuple[bytes, str, str | N
 
 async def _ingest(request: Request, body: _IngestOptions, data: bytes, filename: str, media_type: str | None,
                   blob_key: str | None = None, etag: str | None = None) -> Any:
-    from lib.documents import detect_media_type
-    from lib.index import ingest_document, ingest_events
+    from lib.ingest.documents import detect_media_type
+    from lib.ingest.store import ingest_document, ingest_events
 
     settings = request.settings
     media_type = detect_media_type(filename, media_type)  # 415 before anything else happens
@@ -167,7 +167,7 @@ async def _ingest(request: Request, body: _IngestOptions, data: bytes, filename:
 
 @app.get()
 async def list_uploads(request: Request, query: dict[str, str] | None) -> dict:
-    from lib.index import list_documents
+    from lib.ingest.store import list_documents
 
     query = query or {}
     namespace = query.get("namespace") or "default"
@@ -180,7 +180,7 @@ async def list_uploads(request: Request, query: dict[str, str] | None) -> dict:
 
 @app.delete()
 async def delete(request: Request, body: dict[str, Any] | None) -> dict:
-    from lib.index import delete_document
+    from lib.ingest.store import delete_document
 
     params = {**request.query, **(body or {})}
     namespace = str(params.get("namespace") or "default")

@@ -25,7 +25,7 @@ SIZE_CHARS = 1000
 OVERLAP_CHARS = 200
 # (label, worker name, environment) — the environment "project" is the project's own venv
 CHUNKERS = [
-    ("this bundle: lib.chunking.chunk_text", "project", None),
+    ("this bundle: lib.ingest.chunking.chunk_text", "project", None),
     ("LangChain RecursiveCharacterTextSplitter", "langchain", "langchain"),
     ("semantic-text-splitter TextSplitter", "semantic-text-splitter", "chunkers"),
     ("chonkie SentenceChunker", "chonkie-sentence", "chunkers"),

@@ -22,8 +22,8 @@ Chunker = Callable[[str], list[str]]
 
 
 def project_chunker(size: int, overlap: int) -> Chunker:
-    """lib.chunking with a token budget equivalent to `size` characters (ratio given by the caller)."""
-    from lib.chunking import chunk_text
+    """lib.ingest.chunking with a token budget equivalent to `size` characters (ratio given by the caller)."""
+    from lib.ingest.chunking import chunk_text
 
     return lambda text: [chunk.text for chunk in chunk_text(text, size_tokens=size, overlap_tokens=overlap)]
 

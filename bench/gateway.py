@@ -100,9 +100,9 @@ def bundle_env(fake_url: str, database_url: str) -> dict[str, str]:
 
 
 def start_local_server(env: dict[str, str]) -> tuple[Process, str]:
-    """`lib.dev.create_app()` under uvicorn, as `make dev` serves it, pointed at the fake."""
+    """`lib.cli.server.create_app()` under uvicorn, as `make dev` serves it, pointed at the fake."""
     port = free_port()
-    code = ("import uvicorn; from lib.dev import create_app; "
+    code = ("import uvicorn; from lib.cli.server import create_app; "
             f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning', "
             "access_log=False, lifespan='off')")
     server = Process([str(PROJECT_PYTHON), "-c", code], env=env, quiet=True)

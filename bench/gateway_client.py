@@ -117,7 +117,7 @@ def asgi_client(_base_url: str) -> dict[str, Call]:
     the gateway's own overhead without the extra HTTP hop. Needs the server's environment."""
     import asyncio
 
-    from lib.dev import create_app
+    from lib.cli.server import create_app
 
     app = create_app()
     loop = asyncio.new_event_loop()

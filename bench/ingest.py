@@ -5,13 +5,13 @@ noisy neighbour slows both alike:
 
 1. Storage, the same rows: N chunks with the same texts, the same 384-dimension vectors (a stub
    embedder: vectors computed before the clock starts) and the same metadata, written by
-   - this bundle's write transaction (`lib.index.store_document`: document row + binary COPY), as
+   - this bundle's write transaction (`lib.ingest.store.store_document`: document row + binary COPY), as
      shipped (partial HNSW index and the BM25 term-statistics triggers maintained on insert), and
      with the triggers disabled (vectors only, like for like with PGVector + HNSW);
    - PGVector.add_embeddings (SQLAlchemy multi-row INSERT), with no vector index (its default) and
      with an HNSW index on its embedding column.
 2. End to end, one long text document: extract + chunk + embed (the same hashing embedder on both
-   sides) + store: `lib.index.ingest_document` (HNSW and BM25 statistics maintained) against
+   sides) + store: `lib.ingest.store.ingest_document` (HNSW and BM25 statistics maintained) against
    RecursiveCharacterTextSplitter + PGVector.add_texts (HNSW index on its table).
 
     .venv/bin/python bench/ingest.py [--chunks 3000] [--rounds 3] [--quick] [--json out.json]
@@ -80,8 +80,8 @@ async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], r
     import psycopg
 
     from lib import db
-    from lib.chunking import Chunk
-    from lib.index import ensure_vector_index, store_document, vector_index_name
+    from lib.ingest.chunking import Chunk
+    from lib.ingest.store import ensure_vector_index, store_document, vector_index_name
     from lib.tokens import count_tokens
 
     chunks = [Chunk(t, 0, len(t), count_tokens(t), ("Bench",), None, i) for i, t in enumerate(texts)]
@@ -106,7 +106,7 @@ async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], r
 
 async def ours_end_to_end(url: str, text: str, run: int) -> tuple[float, int]:
     from lib import config, db
-    from lib.index import ingest_document
+    from lib.ingest.store import ingest_document
 
     settings = replace(config.get_settings(), database_url=url)
     started = time.perf_counter()
@@ -122,7 +122,7 @@ async def ours_end_to_end(url: str, text: str, run: int) -> tuple[float, int]:
 LANGCHAIN_CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
-from lib.embedders.hashing import hash_vector
+from lib.ingest.embedders.hashing import hash_vector
 from langchain_core.embeddings import Embeddings
 from langchain_postgres import PGVector
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -193,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     count, rounds = (300, 1) if args.quick else (args.chunks, args.rounds)
 
-    from lib.embedders.hashing import hash_vector
+    from lib.ingest.embedders.hashing import hash_vector
 
     texts = corpus(count)
     vectors = [hash_vector(t, DIMENSIONS) for t in texts]

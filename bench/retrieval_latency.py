@@ -2,9 +2,9 @@
 
 Synthetic but shaped like real data: chunk texts of ~40 words drawn from a Zipf-distributed
 vocabulary, vectors in 200 broad, overlapping clusters, queries near stored chunks, 1% of chunks
-tagged `kind: faq` for the filtered runs. Chunks are loaded with binary COPY (`lib.index.copy_chunks`, the ingestion path's
+tagged `kind: faq` for the filtered runs. Chunks are loaded with binary COPY (`lib.ingest.store.copy_chunks`, the ingestion path's
 loader, so the BM25 triggers run as they do for real documents), the HNSW index is built after the
-load. Every timed search is `lib.search.search` with a precomputed query vector: the figures are
+load. Every timed search is `lib.retrieval.search.search` with a precomputed query vector: the figures are
 retrieval, not embedding. The database is kept between runs (`bench_latency`) unless --rebuild.
 
     .venv/bin/python bench/retrieval_latency.py [--chunks 100000] [--queries 200] [--json out.json]
@@ -66,7 +66,7 @@ async def load(url: str, chunks: int) -> float:
     import psycopg
 
     from lib import db
-    from lib.index import Vector, copy_chunks, vector_index_sql
+    from lib.ingest.store import Vector, copy_chunks, vector_index_sql
 
     started = time.perf_counter()
     _, _, _, vectors, texts, faq = synthetic_data(chunks)
@@ -119,7 +119,7 @@ async def measure(chunks: int, queries: int) -> dict:
 
     from lib import db
     from lib.config import get_settings
-    from lib.search import SearchOptions, rank, search
+    from lib.retrieval.search import SearchOptions, rank, search
 
     settings = get_settings()
     words, zipf, _, vectors, _, _ = synthetic_data(chunks)
@@ -180,7 +180,7 @@ def markdown(report: dict) -> str:
         "## Retrieval latency",
         "",
         f"{report['chunks']:,} chunks of {DIMS} dimensions in one namespace (synthetic text and clustered "
-        f"vectors; {loaded}), top_k=10, {report['queries']} queries per run, `lib.search.search` end to end "
+        f"vectors; {loaded}), top_k=10, {report['queries']} queries per run, `lib.retrieval.search.search` end to end "
         "(ranking and hydration) on the embedded Postgres; query vectors precomputed.",
         "",
         "| run | p50 | p95 |",

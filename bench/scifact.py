@@ -1,10 +1,10 @@
 """SciFact retrieval quality: nDCG@10 and recall@100 of keyword, vector and hybrid search.
 
-The 5,183 abstracts go through the project's own ingestion (`lib.index.ingest_document`: extract,
+The 5,183 abstracts go through the project's own ingestion (`lib.ingest.store.ingest_document`: extract,
 chunk, embed, one transaction per document) into a fresh database, embedded with the offline
 all-MiniLM-L6-v2 (`local/all-minilm-l6-v2`, see requirements-local-model.txt). Embeddings are kept
 in `bench/.data/scifact/` and loaded into the embedding cache first, so reruns skip the model.
-Chunks are ranked with `lib.search.rank`; a document's rank is its best chunk's.
+Chunks are ranked with `lib.retrieval.search.rank`; a document's rank is its best chunk's.
 
     .venv/bin/python bench/scifact.py [--data ../shared/bench-data/scifact] [--json out.json]
 """
@@ -114,9 +114,9 @@ def document_text(doc: dict) -> str:
 async def warm_embeddings(corpus: list[dict], settings) -> None:
     """Embed every chunk in large batches first (the model is much faster on big batches);
     ingestion then finds each chunk's vector in the embedding cache."""
-    from lib.chunking import chunk_document
-    from lib.documents import extract_document
-    from lib.embedding import embed_texts
+    from lib.ingest.chunking import chunk_document
+    from lib.ingest.documents import extract_document
+    from lib.ingest.embedding import embed_texts
 
     texts = []
     for doc in corpus:
@@ -128,7 +128,7 @@ async def warm_embeddings(corpus: list[dict], settings) -> None:
 
 
 async def ingest(corpus: list[dict], settings, concurrency: int) -> dict:
-    from lib.index import ingest_document
+    from lib.ingest.store import ingest_document
 
     semaphore = asyncio.Semaphore(concurrency)
     statuses: dict[str, int] = {}
@@ -147,8 +147,8 @@ async def ingest(corpus: list[dict], settings, concurrency: int) -> dict:
 
 async def evaluate(queries: list[dict], qrels: dict, settings) -> list[dict]:
     from lib import db
-    from lib.embedding import embed_texts
-    from lib.search import SearchOptions, rank
+    from lib.ingest.embedding import embed_texts
+    from lib.retrieval.search import SearchOptions, rank
 
     query_vectors = (await embed_texts([q["text"] for q in queries], MODEL, settings=settings)).vectors
     async with db.connect(settings) as conn:

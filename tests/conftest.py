@@ -151,7 +151,7 @@ def serve_asgi(app) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """The local server (every api/*.py) running in a thread on loopback, as `make dev` runs it."""
-    from lib.dev import create_app
+    from lib.cli.server import create_app
 
     with serve_asgi(create_app()) as url:
         yield url

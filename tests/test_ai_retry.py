@@ -8,8 +8,14 @@ import httpx
 import openai
 import pytest
 
-from lib.retry import ProviderCallFailed, RetryPolicy, call_with_retries, classify, parse_retry_after
-from lib.usage import UsageRecord, record_usage
+from lib.providers.retry import (
+    ProviderCallFailed,
+    RetryPolicy,
+    call_with_retries,
+    classify,
+    parse_retry_after,
+)
+from lib.providers.usage import UsageRecord, record_usage
 
 REQ = httpx.Request("POST", "http://provider.test/v1/chat/completions")
 

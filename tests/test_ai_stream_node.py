@@ -62,9 +62,9 @@ def test_cut_stream_parses_and_reports_the_error(client, fake_provider) -> None:
 
 
 def test_source_parts_added_before_finish_parse() -> None:
-    from lib.llm import ChatCompleted, ChatResult
+    from lib.gateway.chain import ChatCompleted, ChatResult
+    from lib.gateway.ui_stream import source_document_part, source_url_part, ui_message_chunks
     from lib.providers.types import ChatResponse, StreamFinished, TextDelta, Usage
-    from lib.streaming import source_document_part, source_url_part, ui_message_chunks
 
     async def events():
         yield TextDelta("Cited answer [1].")

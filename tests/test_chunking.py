@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from lib.chunking import chunk_document, chunk_text
-from lib.documents import extract_document
+from lib.ingest.chunking import chunk_document, chunk_text
+from lib.ingest.documents import extract_document
 from lib.tokens import SpanCounter, count_tokens, truncate_to_tokens
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from lib.cli import parse_function_args
-from lib.dev import API_DIR, DevRouter, discover_functions
+from lib.cli.server import API_DIR, DevRouter, discover_functions
 from tests.conftest import ROOT, serve_asgi
 
 

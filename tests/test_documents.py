@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lib import errors
-from lib.documents import decode_text, detect_media_type, extract_document
+from lib.ingest.documents import decode_text, detect_media_type, extract_document
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

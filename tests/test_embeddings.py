@@ -65,7 +65,7 @@ async def _ledger(url: str) -> list[tuple]:
 
 
 def test_batches_follow_the_model_limits_in_order(fake_provider, database) -> None:
-    from lib.embedding import embed_texts
+    from lib.ingest.embedding import embed_texts
 
     texts = [f"item {i}" for i in range(600)]  # models we have no data on take 256 inputs a request
     result = asyncio.run(embed_texts(texts, "openrouter/some/embedder", settings=config.get_settings(),
@@ -78,7 +78,7 @@ def test_batches_follow_the_model_limits_in_order(fake_provider, database) -> No
 
 
 def test_any_openai_compatible_server(fake_provider, database) -> None:
-    from lib.embedding import embed_texts
+    from lib.ingest.embedding import embed_texts
 
     result = asyncio.run(embed_texts(["a", "b"], "ollama/nomic-embed-text", settings=config.get_settings()))
     assert result.model == "compat/nomic-embed-text" and result.dimensions == 1536
@@ -141,7 +141,7 @@ def test_local_model_without_the_extra_says_how_to_install_it(client) -> None:
 
 @pytest.mark.skipif(not _local_model_installed(), reason="needs the optional local model (requirements-local-model.txt)")
 def test_local_minilm_model_embeds_offline_with_meaning(database) -> None:
-    from lib.embedding import embed_texts
+    from lib.ingest.embedding import embed_texts
 
     texts = ["How do I reset my password?", "Steps to recover a forgotten login credential",
              "The weather in Lisbon is sunny"]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from lib import db, errors
-from lib.filters import compile_filter
+from lib.retrieval.filters import compile_filter
 
 ROWS = [
     {"kind": "faq", "year": 2024, "lang": "en", "date": "2024-05-01"},

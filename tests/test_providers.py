@@ -10,8 +10,8 @@ import pytest
 
 from lib import errors
 from lib.config import Settings, get_settings
-from lib.pricing import cost_usd
 from lib.providers import adapter_for, openai_client, resolve_model, target_for
+from lib.providers.pricing import cost_usd
 from lib.providers.types import ChatRequest, Message, Tool, ToolCall, Usage
 from tests.fakes.provider_server import Reply
 

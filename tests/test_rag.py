@@ -37,7 +37,7 @@ Rinse it twice with clean water afterwards.
 
 
 def ingest(namespace: str, filename: str, text: str, metadata: dict | None = None) -> str:
-    from lib.index import ingest_document
+    from lib.ingest.store import ingest_document
 
     async def main() -> str:
         try:
@@ -125,8 +125,8 @@ def test_bad_requests_name_the_field(client, manuals, body: dict, field: str) ->
 def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
     """2,000 chunks, 12 of them `kind: faq`: HNSW alone would find almost none of them among its
     nearest neighbours; iterative scanning keeps going until top_k match."""
-    from lib.index import ensure_vector_index
-    from lib.search import SearchOptions, search
+    from lib.ingest.store import ensure_vector_index
+    from lib.retrieval.search import SearchOptions, search
 
     async def main():
         try:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lib.rag_context import NO_ANSWER, cite, extractive_answer, pack_context, sentences
-from lib.search import SearchHit
+from lib.retrieval.context import NO_ANSWER, cite, extractive_answer, pack_context, sentences
+from lib.retrieval.search import SearchHit
 from lib.tokens import count_tokens
 
 DOCUMENT = ("Kettles boil water. The warranty lasts two years from purchase. "

@@ -8,12 +8,12 @@ import asyncio
 from lib import db
 from lib.config import get_settings
 from lib.reindex import claim, finish, plan, run_job, run_reindex
-from lib.search import SearchOptions, search
+from lib.retrieval.search import SearchOptions, search
 from tests.conftest import run_async as run
 
 
 def ingest(namespace: str, texts: dict[str, str]) -> None:
-    from lib.index import ingest_document
+    from lib.ingest.store import ingest_document
 
     async def main():
         for name, text in texts.items():

@@ -19,8 +19,8 @@ def s3(s3_server: str, env):
 
 
 def test_changed_sources_are_reingested_and_missing_ones_removed(database: str, s3) -> None:
-    from lib.blobs import fetch_blob
-    from lib.index import ingest_document
+    from lib.ingest.blobs import fetch_blob
+    from lib.ingest.store import ingest_document
     from lib.reindex import run_reindex
 
     settings = get_settings()

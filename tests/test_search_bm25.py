@@ -9,7 +9,7 @@ import pytest
 
 from lib import db
 from lib.config import Settings
-from lib.search import SearchOptions, keyword_ranking, search
+from lib.retrieval.search import SearchOptions, keyword_ranking, search
 from tests.conftest import run_async as run
 
 SETTINGS = Settings(bm25_k1=1.2, bm25_b=0.75)
@@ -129,7 +129,7 @@ def test_a_query_of_stop_words_finds_nothing(database: str) -> None:
 
 def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(database: str) -> None:
     from lib.config import get_settings
-    from lib.index import delete_document, ingest_document
+    from lib.ingest.store import delete_document, ingest_document
 
     settings = get_settings()
 

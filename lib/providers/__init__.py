@@ -109,7 +109,7 @@ _clients: dict[tuple[Any, ...], Any] = {}
 def openai_client(provider: str, settings: Settings, *, api_key: str | None = None,
                   timeout_s: float | None = None) -> openai.AsyncOpenAI:
     """A lazily built `openai.AsyncOpenAI` for an OpenAI-wire provider (openai, google/gemini,
-    openrouter, compat), with the SDK's retries off: `lib/retry.py` is the only retry loop.
+    openrouter, compat), with the SDK's retries off: `lib/providers/retry.py` is the only retry loop.
 
     A caller's own key (`api_key`) is used for that client only and never cached.
     """

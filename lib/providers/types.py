@@ -6,7 +6,7 @@ An adapter is a translator between these types and one wire format, nothing more
         async def complete(self, request: ChatRequest, target: Target) -> ChatResponse
         def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]
 
-It raises the SDK's own exceptions unchanged; `lib/retry.py` classifies them.
+It raises the SDK's own exceptions unchanged; `lib/providers/retry.py` classifies them.
 """
 
 from __future__ import annotations

