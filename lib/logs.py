@@ -53,7 +53,13 @@ def log(level: str, event: str, **fields: Any) -> None:
         record[key] = scrub(value) if isinstance(value, str) else value
     try:
         line = json.dumps(record, default=str, ensure_ascii=False)
+        line.encode("utf-8")  # a lone surrogate cannot be written to stderr: escape instead
+    except UnicodeEncodeError:
+        line = json.dumps(record, default=str)
     except (TypeError, ValueError):
         line = json.dumps({"ts": record["ts"], "level": level, "event": event})
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken stderr must not turn a reply into a 500
+        pass

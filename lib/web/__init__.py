@@ -23,6 +23,7 @@ from typing import Any
 from lib import errors
 from lib.config import ApiKey, Settings, get_settings
 from lib.logs import log, scrub
+from lib.web.client_input import check_fields, check_text, read_json_object
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -46,7 +47,10 @@ class Response:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, default=_json_default).encode()
+    try:
+        body = json.dumps(data, ensure_ascii=False, default=_json_default).encode()
+    except UnicodeEncodeError:  # a lone surrogate from somewhere: escape it rather than fail
+        body = json.dumps(data, default=_json_default).encode()
     return Response(body, status, dict(headers or {}))
 
 
@@ -310,7 +314,9 @@ def _parse_query(raw: bytes) -> dict[str, str]:
         return {}
     from urllib.parse import parse_qsl
 
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    query = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    check_fields(query, "query")
+    return query
 
 
 def _origin_allowed(settings: Settings, origin: str) -> bool:
@@ -383,13 +389,7 @@ def _parse_body(request: Request, route: _Route) -> dict[str, Any]:
         raise errors.UnsupportedMediaType(
             f"content type {content_type!r} is not accepted here; send {accepted}"
         )
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.BadRequest(f"malformed JSON in request body: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise errors.BadRequest("request body must be a JSON object", code="invalid_json")
-    return data
+    return read_json_object(raw)
 
 
 def _parse_multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, UploadedFile]]:
@@ -417,6 +417,9 @@ def _parse_multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dic
         else:
             charset = part.get_content_charset() or "utf-8"
             form[name] = payload.decode(charset, errors="replace")
+    check_fields(form, "form")
+    for upload in files.values():
+        check_text(upload.filename, "file name")
     return form, files
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import posixpath
+import re
 
 from lib import errors
 from lib.ingest.documents.model import DocumentBuilder, ExtractedDocument, Section
@@ -84,12 +85,23 @@ def detect_media_type(filename: str, declared: str | None = None) -> str:
     )
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def decode_text(data: bytes, filename: str) -> str:
     """UTF-8 (with or without BOM) or UTF-16 with a BOM; other bytes as Windows-1252."""
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
+        try:
+            text = data.decode("utf-16", errors="surrogatepass")
+            text.encode("utf-8")  # a lone surrogate decodes but cannot be stored
+        except UnicodeError:
+            raise errors.ValidationFailed(
+                f"{filename}: starts with a UTF-16 byte order mark but is not valid UTF-16",
+                code="corrupt_document", details={"filename": filename},
+            ) from None
+        data = text.encode("utf-8")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -121,6 +133,11 @@ def extract_document(data: bytes, filename: str, media_type: str | None = None) 
         raise errors.ValidationFailed(f"{filename}: the document has no text{hint}", code="empty_document")
     if document.title is None:
         document.title = posixpath.basename(filename) or None
+    # Parsers of binary formats can hand back characters Postgres cannot store; replace them one
+    # for one so section offsets stay right.
+    document.text = _UNSTORABLE.sub("\ufffd", document.text)
+    if document.title:
+        document.title = _UNSTORABLE.sub("\ufffd", document.title)
     return document
 
 
