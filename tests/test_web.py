@@ -249,3 +249,25 @@ def test_client_disconnect_closes_the_stream_behind_the_response():
             assert json.loads(first.removeprefix("data: ")) == {"type": "first"}
         # leaving the block closes the connection; the server must stop and close the generator
         assert stream_closed.wait(5), "the stream kept running after the client went away"
+
+
+def test_cors_wildcard_never_travels_with_credentials(env):
+    env(ALLOWED_ORIGINS="*")
+    ok = call("POST", b'{"name": "ada"}', {**JSON, "origin": "https://anyone.example"})
+    assert ok["headers"]["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in ok["headers"]
+    env(ALLOWED_ORIGINS="*,https://app.example.com")  # a listed origin still gets credentials
+    listed = call("POST", b'{"name": "ada"}', {**JSON, "origin": "https://app.example.com"})
+    assert listed["headers"]["access-control-allow-origin"] == "https://app.example.com"
+    assert listed["headers"]["access-control-allow-credentials"] == "true"
+
+
+def test_cors_preflight_checks_the_method_and_allows_only_fixed_headers(env):
+    env(ALLOWED_ORIGINS="*")
+    byok = call("OPTIONS", None, {"origin": "https://anyone.example", "access-control-request-method": "POST",
+                                  "access-control-request-headers": "content-type, x-openai-api-key"})
+    error = assert_error(byok, 400, "cors_header_not_allowed")
+    assert "x-openai-api-key" in error["message"]
+    wrong_method = call("OPTIONS", None, {"origin": "https://anyone.example",
+                                          "access-control-request-method": "PUT"})
+    assert_error(wrong_method, 400, "cors_method_not_allowed")

@@ -31,6 +31,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 _EXPOSED_HEADERS = "x-request-id, x-vercel-ai-ui-message-stream, retry-after"
+# What a browser may send cross-origin: provider keys (BYOK headers) are for servers only.
+_CORS_REQUEST_HEADERS = frozenset({
+    "accept", "accept-language", "content-language", "content-type", "authorization", "x-request-id",
+})
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -326,6 +330,8 @@ def _origin_allowed(settings: Settings, origin: str) -> bool:
 def _cors_headers(settings: Settings, origin: str | None) -> dict[str, str]:
     if not origin or not _origin_allowed(settings, origin):
         return {}
+    if origin not in settings.allowed_origins:  # allowed by `*` alone: any site, so no credentials
+        return {"access-control-allow-origin": "*", "access-control-expose-headers": _EXPOSED_HEADERS}
     return {
         "access-control-allow-origin": origin,
         "access-control-allow-credentials": "true",
@@ -340,13 +346,22 @@ def _preflight(settings: Settings, origin: str | None, headers: dict[str, str], 
         return Response(b"", 204, {"allow": allowed_methods})
     if not _origin_allowed(settings, origin):
         raise errors.Forbidden(f"origin {origin!r} is not in ALLOWED_ORIGINS", code="origin_not_allowed")
-    requested = headers.get("access-control-request-headers") or "authorization, content-type"
+    method = headers.get("access-control-request-method", "").upper()
+    if method and method not in routes:
+        raise errors.BadRequest(f"CORS preflight: {method} is not allowed here; use {allowed_methods}",
+                                code="cors_method_not_allowed")
+    requested = [h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",")]
+    refused = [h for h in requested if h and h not in _CORS_REQUEST_HEADERS]
+    if refused:
+        raise errors.BadRequest(
+            f"CORS preflight: request headers {', '.join(refused)} are not allowed from a browser; "
+            f"allowed: {', '.join(sorted(_CORS_REQUEST_HEADERS))}", code="cors_header_not_allowed")
     return Response(
         b"",
         204,
         {
             "access-control-allow-methods": allowed_methods,
-            "access-control-allow-headers": requested,
+            "access-control-allow-headers": ", ".join(h for h in requested if h) or "authorization, content-type",
             "access-control-max-age": "600",
         },
     )
