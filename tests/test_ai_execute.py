@@ -470,3 +470,15 @@ def test_a_stream_the_client_abandons_is_still_recorded(client, fake_provider, d
         time.sleep(0.1)
     assert rows, "an abandoned stream spent tokens but left no ledger row"
     assert rows[-1]["error_code"] == "client_closed"
+
+
+@pytest.mark.parametrize("key", ["gsk_" + "A1b2C3d4" * 5, "hf_" + "x9Y8z7W6" * 4, "plain-caller-token-4711"])
+def test_byok_keys_never_reach_the_log_even_when_a_provider_echoes_them(client, fake_provider, env, capfd, key):
+    env(ALLOW_BYOK="1")
+    fake_provider.queue(Reply(status=401, json={"error": {"message": f"Invalid API Key: {key}",
+                                                          "type": "invalid_request_error"}}))
+    r = post(client, {"prompt": "x", "model": "groq/llama-3.1-8b-instant"}, headers={"x-groq-api-key": key})
+    assert r.status_code >= 400
+    assert fake_provider.requests[-1].headers["authorization"] == f"Bearer {key}"
+    logged = capfd.readouterr().err
+    assert "request" in logged and key not in logged and key not in r.text

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lib import errors
 from lib.config import Settings
+from lib.logs import redact_for_this_request
 from lib.gateway.chain import CallContext, ChatCall
 from lib.providers import PROVIDERS, resolve_model
 from lib.providers.types import ChatRequest, Message, Tool, ToolCall
@@ -291,6 +292,7 @@ def call_context(request: Request, body: ExecuteRequest) -> CallContext:
     """Who is asking, and any provider keys they brought (only when ALLOW_BYOK is on)."""
     keys = {spec.name: request.header(spec.byok_header) for spec in PROVIDERS.values()
             if spec.byok_header and request.header(spec.byok_header)}
+    redact_for_this_request(*keys.values())  # whatever their format, even if a provider echoes them
     if keys and not request.settings.allow_byok:
         raise errors.Forbidden("provider keys in request headers are not accepted on this deployment "
                                "(ALLOW_BYOK is off)", code="byok_disabled")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.config import Settings
+from lib.logs import remember_secret
 from lib.providers.types import Adapter, Target
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ def target_for(spec: ProviderSpec, model: str, settings: Settings, *, timeout_s:
                byok_key: str | None = None) -> Target:
     """Key and base URL for one attempt; a 503 naming the variable when the key is missing."""
     key = byok_key or (getattr(settings, spec.key_setting) if spec.key_setting else "")
+    if key and not byok_key:
+        remember_secret(key)  # a provider error that echoes our own key never reaches the log
     base_url = (getattr(settings, spec.base_url_setting) if spec.base_url_setting else "") or None
     if spec.needs_key and not key:
         raise errors.ConfigurationError(

@@ -212,7 +212,7 @@ class Endpoint:
             if exc.status >= 500:
                 log("error", "request_failed", request_id=request_id, code=exc.code,
                     detail=scrub(repr(exc.__cause__ or exc)))
-            response = json_response(exc.body(request_id), exc.status, exc.headers)
+            response = json_response(_scrubbed(exc.body(request_id)), exc.status, exc.headers)
         except Exception as exc:  # noqa: BLE001 - the edge turns every fault into JSON
             outcome["error_code"] = "internal_error"
             log("error", "unhandled_exception", request_id=request_id, path=scope.get("path"),
@@ -520,6 +520,17 @@ async def _stream_until_disconnect(
 
 def _encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in headers.items()]
+
+
+def _scrubbed(value: Any) -> Any:
+    """An error body with secrets redacted: provider messages may echo the key they were sent."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _traceback(exc: BaseException) -> str:
