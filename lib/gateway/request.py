@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from lib import errors
 from lib.config import Settings
-from lib.logs import redact_for_this_request
 from lib.gateway.chain import CallContext, ChatCall
+from lib.logs import redact_for_this_request
 from lib.providers import PROVIDERS, resolve_model
 from lib.providers.types import ChatRequest, Message, Tool, ToolCall
 
