@@ -80,3 +80,19 @@ def test_without_a_bucket_presign_is_a_configuration_error(client, env) -> None:
     env(S3_BUCKET=None)
     response = presign(client, filename="a.pdf")
     assert response.status_code == 503 and "S3_BUCKET" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("owner", "intruder"), [("team:x", "team_x"), ("team_x", "team:x"), ("a/b", "a_b"),
+                                                 ("u@x", "u_x")])
+def test_namespaces_that_look_alike_never_share_a_prefix(client, s3, env, owner, intruder) -> None:
+    # A key limited to the intruder's namespace must not ingest the owner's presigned upload.
+    env(API_KEYS=f"owner-key:{owner},intruder-key:{intruder}")
+    grant = client.post("/api/upload", json={"action": "presign", "namespace": owner, "filename": "pay.txt"},
+                        headers={"authorization": "Bearer owner-key"}).json()
+    httpx.put(grant["url"], content=b"salaries", headers=grant["headers"])
+    stolen = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": intruder},
+                         headers={"authorization": "Bearer intruder-key"})
+    assert stolen.status_code == 403 and stolen.json()["error"]["code"] == "key_not_allowed"
+    own = client.post("/api/upload", json={"action": "ingest", "key": grant["key"], "namespace": owner},
+                      headers={"authorization": "Bearer owner-key"})
+    assert own.status_code == 200, own.text

@@ -32,8 +32,14 @@ class Blob:
     etag: str | None
 
 
+# Namespaces may hold `: @ /`, which do not belong in one key segment. Each is written as `~` and
+# its hex code; `~` is not a namespace character, so two namespaces never share a prefix
+# (`team:x` -> `team~3Ax`, `team_x` stays `team_x`), and plain namespaces keep their old prefix.
+_NAMESPACE_ESCAPES = str.maketrans({c: f"~{ord(c):02X}" for c in ":@/"})
+
+
 def key_prefix(namespace: str) -> str:
-    return f"uploads/{_UNSAFE.sub('_', namespace)}/"
+    return f"uploads/{namespace.translate(_NAMESPACE_ESCAPES)}/"
 
 
 def filename_from_key(key: str) -> str:
