@@ -324,9 +324,27 @@ def test_conversation_turns_are_stored_and_scoped(client, manuals) -> None:
             await db.close_pools()
 
     assert asyncio.run(turns()) == ["user", "assistant", "user", "assistant"]
-    # the same id in another namespace is not this conversation
+    # the same id in another namespace is another conversation, and leaves this one alone
     other = client.post("/api/rag", json={"query": "x", "namespace": "other", "conversation_id": "chat-abc"})
-    assert other.status_code == 404
+    assert other.status_code == 200 and other.json()["conversation_id"] == "chat-abc"
+    assert asyncio.run(turns()) == ["user", "assistant", "user", "assistant", "user", "assistant"]
+
+
+def test_two_tenants_using_the_same_chat_id_never_share_it(client, manuals, env, fake_provider) -> None:
+    # useChat's chat id becomes the conversation id; one tenant's id must not block or leak to another.
+    env(API_KEYS="tenant-a,tenant-b")
+    ask = {"namespace": "manuals", "conversation_id": "chat-123", "model": "openai/gpt-4o-mini"}
+    fake_provider.queue(Reply(text="A two-year warranty [1]."))
+    first = client.post("/api/rag", json={**ask, "query": "What warranty does the kettle have?"},
+                        headers={"authorization": "Bearer tenant-a"})
+    assert first.status_code == 200, first.text
+    fake_provider.queue(Reply(text="Refunds take five days [1]."))
+    theirs = client.post("/api/rag", json={**ask, "query": "How are refunds paid?"},
+                         headers={"authorization": "Bearer tenant-b"})
+    assert theirs.status_code == 200 and theirs.json()["conversation_id"] == "chat-123"
+    sent = fake_provider.requests_to("/chat/completions")[-1].body["messages"]
+    assert [m["role"] for m in sent if m["role"] != "system"] == ["user"]  # no history of tenant A's
+    assert "What warranty does the kettle have?" not in str(sent)
 
 
 def test_a_provider_failing_before_the_first_token_is_a_json_error(client, manuals, fake_provider) -> None:

@@ -116,7 +116,8 @@ async def prepare(question: Question, settings: Settings) -> Prepared:
         if question.history is not None:
             history = trim_history(question.history, settings.history_tokens)
         elif conversation_id is not None:
-            history = await load_history(conn, conversation_id, settings.history_tokens)
+            history = await load_history(conn, conversation_id, settings.history_tokens,
+                                         namespace=question.options.namespace, caller=question.caller)
         else:
             history = []
     search_query, rewrite_usage, rewrite_cost = question.query, {}, 0.0
@@ -206,5 +207,6 @@ async def stream_answer(prepared: Prepared, settings: Settings) -> AsyncIterator
     if prepared.conversation_id is not None:
         async with db.connect(settings) as conn:
             await append_turns(conn, prepared.conversation_id,
-                               [Turn("user", question.query), Turn("assistant", text, cited)])
+                               [Turn("user", question.query), Turn("assistant", text, cited)],
+                               namespace=question.options.namespace, caller=question.caller)
     yield Finished(text, cited, usage, round(cost, 8), prepared.model, prepared.conversation_id, extractive)

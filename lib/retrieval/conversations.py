@@ -1,7 +1,8 @@
 """Conversations kept in Postgres, so a follow-up question works across stateless invocations.
 
-A conversation belongs to one namespace and one caller; its id may be ours (a uuid) or the chat
-id `useChat` sends. History is read back newest first and trimmed to a token budget.
+A conversation belongs to one namespace and one caller, and its id (ours, a uuid, or the chat id
+`useChat` sends) is unique only within them: the same id used by two callers names two
+conversations. History is read back newest first and trimmed to a token budget.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ async def open_conversation(conn: AsyncConnection, conversation_id: str | None, 
                             caller: str) -> str:
     """The id of an existing conversation of this caller in this namespace, or of a new one.
 
-    A conversation of another caller or namespace answers 404 (never reveals that it exists).
+    Conversations of other callers are out of sight: their ids are free to be used again here.
     """
     if conversation_id is None:
         cur = await conn.execute(
@@ -45,25 +46,21 @@ async def open_conversation(conn: AsyncConnection, conversation_id: str | None, 
         )
         return (await cur.fetchone())[0]
     check_conversation_id(conversation_id)
-    cur = await conn.execute(
+    await conn.execute(
         "INSERT INTO conversations (id, namespace, caller) VALUES (%s, %s, %s)"
-        " ON CONFLICT (id) DO NOTHING RETURNING id",
+        " ON CONFLICT (caller, namespace, id) DO NOTHING",
         (conversation_id, namespace, caller),
     )
-    if await cur.fetchone() is None:
-        cur = await conn.execute("SELECT namespace, caller FROM conversations WHERE id = %s", (conversation_id,))
-        row = await cur.fetchone()
-        if row is None or row[0] != namespace or row[1] != caller:
-            raise errors.NotFound(f"conversation {conversation_id!r} not found in namespace {namespace!r}")
     return conversation_id
 
 
-async def load_history(conn: AsyncConnection, conversation_id: str, budget_tokens: int) -> list[Turn]:
+async def load_history(conn: AsyncConnection, conversation_id: str, budget_tokens: int, *,
+                       namespace: str, caller: str) -> list[Turn]:
     """The latest turns, oldest first, that fit in `budget_tokens` together."""
     cur = await conn.execute(
         "SELECT role, content, citations, token_count FROM conversation_turns"
-        " WHERE conversation_id = %s ORDER BY id DESC LIMIT 200",
-        (conversation_id,),
+        " WHERE caller = %s AND namespace = %s AND conversation_id = %s ORDER BY id DESC LIMIT 200",
+        (caller, namespace, conversation_id),
     )
     turns: list[Turn] = []
     used = 0
@@ -95,14 +92,18 @@ def trim_history(turns: list[Turn], budget_tokens: int) -> list[Turn]:
     return kept
 
 
-async def append_turns(conn: AsyncConnection, conversation_id: str, turns: list[Turn]) -> None:
+async def append_turns(conn: AsyncConnection, conversation_id: str, turns: list[Turn], *,
+                       namespace: str, caller: str) -> None:
     """Store a question and its answer together (one transaction: never half a turn)."""
     async with conn.transaction():
         for turn in turns:
             await conn.execute(
-                "INSERT INTO conversation_turns (conversation_id, role, content, citations, token_count)"
-                " VALUES (%s, %s, %s, %s::jsonb, %s)",
-                (conversation_id, turn.role, turn.content, json.dumps(turn.citations),
+                "INSERT INTO conversation_turns"
+                " (caller, namespace, conversation_id, role, content, citations, token_count)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s)",
+                (caller, namespace, conversation_id, turn.role, turn.content, json.dumps(turn.citations),
                  count_tokens(turn.content)),
             )
-        await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (conversation_id,))
+        await conn.execute(
+            "UPDATE conversations SET updated_at = now() WHERE caller = %s AND namespace = %s AND id = %s",
+            (caller, namespace, conversation_id))
