@@ -482,3 +482,28 @@ def test_byok_keys_never_reach_the_log_even_when_a_provider_echoes_them(client, 
     assert fake_provider.requests[-1].headers["authorization"] == f"Bearer {key}"
     logged = capfd.readouterr().err
     assert "request" in logged and key not in logged and key not in r.text
+
+
+def test_one_tenant_cannot_spend_or_rate_limit_another_tenants_user(client, fake_provider, env) -> None:
+    # User ids are each tenant's own names: key A's user "42" is not key B's user "42".
+    env(API_KEYS="key-tenant-a,key-tenant-b", BUDGET_USER_MONTHLY_USD="0.001", RATE_LIMIT_RPM="3")
+    a, b = ({"authorization": "Bearer key-tenant-a"}, {"authorization": "Bearer key-tenant-b"})
+    user = unique("user-42")
+    fake_provider.queue(Reply(text="pricey", usage={"input": 10_000, "output": 1000}))  # $0.0021
+    assert post(client, {"prompt": "x", "model": "openai/gpt-4o-mini", "user": user}, headers=a).status_code == 200
+    assert post(client, {"prompt": "x", "model": "openai/gpt-4o-mini", "user": user}, headers=a).status_code == 402
+    fake_provider.queue(Reply(text="fine"))
+    assert post(client, {"prompt": "x", "model": "openai/gpt-4o-mini", "user": user}, headers=b).status_code == 200
+    key_a, key_b = unique("rl-a").replace(" ", "-"), unique("rl-b").replace(" ", "-")
+    env(API_KEYS=f"{key_a},{key_b}", RATE_LIMIT_RPM="2", BUDGET_USER_MONTHLY_USD=None)
+    other = unique("user-7")
+    import time
+
+    if time.time() % 60 > 55:  # the window is the wall-clock minute: do not straddle two
+        time.sleep(60 - time.time() % 60 + 0.1)
+    codes = [post(client, {"prompt": "x", "model": "local/echo", "user": other},
+                  headers={"authorization": f"Bearer {key_a}"}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    theirs = post(client, {"prompt": "x", "model": "local/echo", "user": other},
+                  headers={"authorization": f"Bearer {key_b}"})
+    assert theirs.status_code == 200, theirs.text

@@ -119,4 +119,4 @@ def test_record_usage_writes_the_ledger_and_spend(database: str) -> None:
         rows = conn.execute("SELECT kind, status, error_code, cost_usd FROM usage_ledger ORDER BY id").fetchall()
         spend = dict(conn.execute("SELECT scope || ':' || period, spent_usd FROM spend_counters").fetchall())
     assert [(r[0], r[1], r[2]) for r in rows] == [("embedding", "ok", None), ("chat", "error", "rate_limited")]
-    assert float(spend["global:day"]) == 0.5 and float(spend["user:u1:month"]) == 0.5
+    assert float(spend["global:day"]) == 0.5 and float(spend["user:anonymous/u1:month"]) == 0.5  # a user is scoped by its caller

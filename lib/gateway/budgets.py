@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from lib import errors
 from lib.config import Settings
-from lib.providers.usage import spend_periods, spend_scopes
+from lib.providers.usage import spend_periods, spend_scopes, user_of_scope, user_scope
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -24,28 +24,30 @@ WHERE scope = ANY(%(scopes)s)
 """
 
 
-def budget_limits(settings: Settings, user_id: str | None) -> dict[tuple[str, str], float]:
+def budget_limits(settings: Settings, user_id: str | None,
+                  caller: str | None = None) -> dict[tuple[str, str], float]:
     """(scope, period) -> limit in USD, for the limits that are set."""
     limits = {("global", "day"): settings.budget_daily_usd, ("global", "month"): settings.budget_monthly_usd}
     if user_id:
-        limits[(f"user:{user_id}", "day")] = settings.budget_user_daily_usd
-        limits[(f"user:{user_id}", "month")] = settings.budget_user_monthly_usd
+        limits[(user_scope(caller, user_id), "day")] = settings.budget_user_daily_usd
+        limits[(user_scope(caller, user_id), "month")] = settings.budget_user_monthly_usd
     return {k: v for k, v in limits.items() if v is not None}
 
 
-async def check_budgets(conn: AsyncConnection, settings: Settings, user_id: str | None) -> None:
+async def check_budgets(conn: AsyncConnection, settings: Settings, user_id: str | None,
+                        caller: str | None = None) -> None:
     """Raise 402 when any daily or monthly budget that applies to this request is spent."""
-    limits = budget_limits(settings, user_id)
+    limits = budget_limits(settings, user_id, caller)
     if not limits:
         return
     periods = dict(spend_periods(datetime.now(UTC)))
-    cur = await conn.execute(_SPENT, {"scopes": spend_scopes(user_id), "day": periods["day"],
+    cur = await conn.execute(_SPENT, {"scopes": spend_scopes(user_id, caller), "day": periods["day"],
                                       "month": periods["month"]})
     spent = {(scope, period): float(amount) for scope, period, amount in await cur.fetchall()}
     for (scope, period), limit in limits.items():
         used = spent.get((scope, period), 0.0)
         if used >= limit:
-            who = "the deployment" if scope == "global" else f"user {scope.removeprefix('user:')!r}"
+            who = "the deployment" if scope == "global" else f"user {user_of_scope(scope)!r}"
             resets = "at 00:00 UTC" if period == "day" else "on the 1st of next month (UTC)"
             raise errors.PaymentRequired(
                 f"the {'daily' if period == 'day' else 'monthly'} budget of ${limit:g} for {who} is spent "

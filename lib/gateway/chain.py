@@ -147,15 +147,16 @@ async def _admit(call: ChatCall, ctx: CallContext) -> tuple[str | None, ChatResu
     from lib.gateway.budgets import budget_limits, check_budgets
     from lib.gateway.cache import cache_key, cached_response
     from lib.gateway.ratelimit import check_rate_limit
+    from lib.providers.usage import user_scope
 
     settings = ctx.settings
     key = cache_key(_cache_parts(call, ctx)) if _cache_enabled(call, settings) else None
-    if key is None and settings.rate_limit_rpm <= 0 and not budget_limits(settings, ctx.user_id):
+    if key is None and settings.rate_limit_rpm <= 0 and not budget_limits(settings, ctx.user_id, ctx.caller):
         return None, None  # nothing to check: no round trip before the provider call
-    subjects = [ctx.caller or "anonymous"] + ([f"user:{ctx.user_id}"] if ctx.user_id else [])
+    subjects = [ctx.caller or "anonymous"] + ([user_scope(ctx.caller, ctx.user_id)] if ctx.user_id else [])
     async with db.connect(settings) as conn:
         await check_rate_limit(conn, subjects, settings.rate_limit_rpm)
-        await check_budgets(conn, settings, ctx.user_id)
+        await check_budgets(conn, settings, ctx.user_id, ctx.caller)
         stored = await cached_response(conn, key) if key else None
     if stored is None:
         return key, None

@@ -11,6 +11,7 @@ import random
 from typing import TYPE_CHECKING
 
 from lib import errors
+from lib.providers.usage import user_of_scope
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -34,7 +35,7 @@ async def check_rate_limit(conn: AsyncConnection, subjects: list[str], requests_
         if count > requests_per_minute:
             wait = max(1, math.ceil(float(seconds_left)))
             who = "this API key" if subject.startswith("key:") or subject == "anonymous" else \
-                f"user {subject.removeprefix('user:')!r}"
+                f"user {user_of_scope(subject)!r}"
             raise errors.RateLimited(
                 f"rate limit of {requests_per_minute} requests per minute reached for {who}; "
                 f"retry in {wait} s", headers={"retry-after": str(wait)},

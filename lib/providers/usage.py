@@ -63,8 +63,19 @@ def spend_periods(now: datetime) -> list[tuple[str, date]]:
     return [("day", today), ("month", today.replace(day=1))]
 
 
-def spend_scopes(user_id: str | None) -> list[str]:
-    return ["global"] + ([f"user:{user_id}"] if user_id else [])
+def user_scope(caller: str | None, user_id: str) -> str:
+    """The subject of one end user's budget and rate limit. A user id is a tenant's own name for a
+    person (two API keys may both have a user "42"), so it only means something with its caller."""
+    return f"user:{caller or 'anonymous'}/{user_id}"
+
+
+def user_of_scope(scope: str) -> str:
+    """The user id a `user_scope` was made from, for messages."""
+    return scope.removeprefix("user:").partition("/")[2]
+
+
+def spend_scopes(user_id: str | None, caller: str | None) -> list[str]:
+    return ["global"] + ([user_scope(caller, user_id)] if user_id else [])
 
 
 async def record_usage(record: UsageRecord, *, settings: Settings | None = None) -> None:
@@ -76,7 +87,7 @@ async def record_usage(record: UsageRecord, *, settings: Settings | None = None)
         async with db.connect(settings) as conn, conn.transaction():
             await conn.execute(_INSERT, vars(record))
             if record.cost_usd:
-                for scope in spend_scopes(record.user_id):
+                for scope in spend_scopes(record.user_id, record.caller):
                     for period, start in spend_periods(datetime.now(UTC)):
                         await conn.execute(_ADD_SPEND, {"scope": scope, "period": period,
                                                         "period_start": start, "amount": record.cost_usd})
