@@ -146,8 +146,6 @@ def installed(bundle: Path, uv_bin: str) -> Path:
         [uv_bin, "pip", "install", "--python", sys.executable, "--target", str(bundle / DEPS),
          "--no-compile", "--quiet", "-r", "requirements.txt"],
         cwd=bundle, capture_output=True, text=True, timeout=900,
-        # The cache (uv's default) lives on another file system than the temporary folder.
-        env={**os.environ, "UV_LINK_MODE": "copy"},
     )
     if result.returncode != 0:
         pytest.fail(f"uv could not install requirements.txt:\n{result.stderr}")
