@@ -1,6 +1,12 @@
 # Two commands matter: `make dev` (serve locally) and `make test` (the whole suite).
 # Both create .venv when missing and install requirements-dev.txt; nothing else is needed.
-PYTHON ?= python3
+# The interpreter .venv is made from: the first of python3.12, python3.11, python3 that starts and
+# is 3.11+, by its real path. Merely being on PATH is not enough: .python-version pins 3.12 for
+# Vercel, and pyenv reads it, so where pyenv has no 3.12 its python3.12 shim fails to start.
+# Choose another with `make setup PYTHON=/path/to/python`.
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 11); print(sys.executable)' 2>/dev/null && exit 0; \
+	done; echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
