@@ -129,6 +129,34 @@ def read_message(message: Any) -> ChatResponse:
                         usage=read_usage(message.usage), model=message.model or "")
 
 
+async def read_events(events: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
+    """Messages stream events -> our events; a tool call is ready when its content block stops."""
+    calls: dict[int, ToolCall] = {}
+    usage, finish, model = Usage(), STOP, ""
+    async for event in events:
+        kind = event.type
+        if kind == "message_start":
+            model = event.message.model or model
+            usage = read_usage(event.message.usage)
+        elif kind == "content_block_start" and event.content_block.type == "tool_use":
+            block = event.content_block
+            calls[event.index] = ToolCall(block.id, block.name, "")
+            yield ToolCallStarted(block.id, block.name)
+        elif kind == "content_block_delta":
+            if event.delta.type == "text_delta" and event.delta.text:
+                yield TextDelta(event.delta.text)
+            elif event.delta.type == "input_json_delta" and event.index in calls:
+                calls[event.index].arguments += event.delta.partial_json
+        elif kind == "content_block_stop" and event.index in calls:
+            call = calls.pop(event.index)
+            call.arguments = call.arguments or "{}"
+            yield ToolCallReady(call)
+        elif kind == "message_delta":
+            finish = STOP_REASONS.get(event.delta.stop_reason or "", finish)
+            usage = read_usage(event.usage, usage)
+    yield StreamFinished(finish, usage, model)
+
+
 class AnthropicWire:
     async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
         message = await anthropic_client(target).messages.create(**wire_params(request, target))
@@ -136,33 +164,11 @@ class AnthropicWire:
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         events = await anthropic_client(target).messages.create(**wire_params(request, target), stream=True)
-        calls: dict[int, ToolCall] = {}
-        usage, finish, model = Usage(), STOP, ""
         try:
-            async for event in events:
-                kind = event.type
-                if kind == "message_start":
-                    model = event.message.model or model
-                    usage = read_usage(event.message.usage)
-                elif kind == "content_block_start" and event.content_block.type == "tool_use":
-                    block = event.content_block
-                    calls[event.index] = ToolCall(block.id, block.name, "")
-                    yield ToolCallStarted(block.id, block.name)
-                elif kind == "content_block_delta":
-                    if event.delta.type == "text_delta" and event.delta.text:
-                        yield TextDelta(event.delta.text)
-                    elif event.delta.type == "input_json_delta" and event.index in calls:
-                        calls[event.index].arguments += event.delta.partial_json
-                elif kind == "content_block_stop" and event.index in calls:
-                    call = calls.pop(event.index)
-                    call.arguments = call.arguments or "{}"
-                    yield ToolCallReady(call)
-                elif kind == "message_delta":
-                    finish = STOP_REASONS.get(event.delta.stop_reason or "", finish)
-                    usage = read_usage(event.usage, usage)
+            async for event in read_events(events):
+                yield event
         finally:
             await events.close()
-        yield StreamFinished(finish, usage, model)
 
 
 ADAPTER = AnthropicWire()
