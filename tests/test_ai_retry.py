@@ -8,13 +8,8 @@ import httpx
 import openai
 import pytest
 
-from lib.providers.retry import (
-    ProviderCallFailed,
-    RetryPolicy,
-    call_with_retries,
-    classify,
-    parse_retry_after,
-)
+from lib.providers.exceptions import parse_retry_after
+from lib.providers.retry import ProviderCallFailed, RetryPolicy, call_with_retries, classify
 from lib.providers.usage import UsageRecord, record_usage
 
 REQ = httpx.Request("POST", "http://provider.test/v1/chat/completions")

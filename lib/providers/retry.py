@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lib import errors
+from lib.providers.exceptions import parse_retry_after
 
 T = TypeVar("T")
 
@@ -105,30 +106,6 @@ def _status(exc: BaseException) -> int | None:
     if status is None:
         status = getattr(getattr(exc, "response", None), "status_code", None)
     return status if isinstance(status, int) else None
-
-
-def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `retry-after` (seconds or an HTTP date)."""
-    try:
-        raw_ms = headers.get("retry-after-ms")
-        if raw_ms:
-            return max(0.0, float(raw_ms) / 1000)
-        raw = headers.get("retry-after")
-    except (AttributeError, ValueError):
-        return None
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    import email.utils  # HTTP dates are rare; seconds are the common form
-
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
 def _error_code(exc: BaseException) -> str:
