@@ -47,6 +47,18 @@ def test_quota_exhausted_is_not_retried() -> None:
     assert failure.code == "quota_exhausted" and not failure.retryable
 
 
+def test_decisions_come_from_the_error_fields_alone() -> None:
+    assert classify(ProviderError("overloaded", "busy", status=529)).retryable
+    assert not classify(ProviderError("auth", "no", status=401)).retryable
+    assert not classify(ProviderError("server_error", "x", status=503, should_retry=False)).retryable
+    assert classify(ProviderError("bad_request", "x", status=400, should_retry=True)).retryable
+    assert not classify(ProviderError("quota_exhausted", "x", status=429, should_retry=True)).retryable
+    failure = classify(ProviderError("rate_limited", "slow down", provider="groq", status=429, retry_after_s=2.5))
+    assert (failure.code, failure.status, failure.retry_after_s, failure.message) == (
+        "rate_limited", 429, 2.5, "slow down")
+    assert classify(ValueError("sk-abcdefghijklmnop leaked")).message == "[redacted] leaked"
+
+
 def test_retry_after_headers() -> None:
     assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
     assert parse_retry_after({"retry-after": "3"}) == 3.0
