@@ -1,4 +1,4 @@
-"""The retry loop and the usage ledger, with the SDKs' real exception types."""
+"""The retry loop and the usage ledger, with the SDKs' real exception types as their adapters raise them."""
 
 from __future__ import annotations
 
@@ -8,23 +8,27 @@ import httpx
 import openai
 import pytest
 
-from lib.providers.retry import (
-    ProviderCallFailed,
-    RetryPolicy,
-    call_with_retries,
-    classify,
-    parse_retry_after,
-)
+from lib.providers import groq_wire, openai_wire
+from lib.providers.exceptions import ProviderError, parse_retry_after
+from lib.providers.retry import ProviderCallFailed, RetryPolicy, call_with_retries, classify
 from lib.providers.usage import UsageRecord, record_usage
 
 REQ = httpx.Request("POST", "http://provider.test/v1/chat/completions")
 
 
-def status_error(status: int, headers: dict[str, str] | None = None, body: dict | None = None):
+def mapped(exc: Exception, adapter=openai_wire) -> ProviderError:
+    """`exc` as the adapter raises it, through its `map_exceptions`."""
+    with pytest.raises(ProviderError) as info, adapter.map_exceptions("test"):
+        raise exc
+    return info.value
+
+
+def status_error(status: int, headers: dict[str, str] | None = None,
+                 body: dict | None = None) -> ProviderError:
     response = httpx.Response(status, headers=headers or {}, request=REQ)
     cls = {429: openai.RateLimitError, 401: openai.AuthenticationError,
            400: openai.BadRequestError}.get(status, openai.InternalServerError)
-    return cls(f"status {status}", response=response, body=body)
+    return mapped(cls(f"status {status}", response=response, body=body))
 
 
 def test_retryable_statuses_and_connection_errors() -> None:
@@ -32,14 +36,27 @@ def test_retryable_statuses_and_connection_errors() -> None:
         assert classify(status_error(status)).retryable, status
     for status in (400, 401, 403, 404, 422):
         assert not classify(status_error(status)).retryable, status
-    assert classify(openai.APITimeoutError(request=REQ)).code == "timeout"
-    assert classify(httpx.ConnectError("refused")).retryable
+    assert classify(mapped(openai.APITimeoutError(request=REQ))).code == "timeout"
+    # groq's SDK lets its HTTP library's errors through unwrapped while a stream is read
+    assert classify(mapped(httpx.ConnectError("refused"), groq_wire)).retryable
     assert not classify(ValueError("bug")).retryable
 
 
 def test_quota_exhausted_is_not_retried() -> None:
     failure = classify(status_error(429, body={"error": {"code": "insufficient_quota", "message": "no"}}))
     assert failure.code == "quota_exhausted" and not failure.retryable
+
+
+def test_decisions_come_from_the_error_fields_alone() -> None:
+    assert classify(ProviderError("overloaded", "busy", status=529)).retryable
+    assert not classify(ProviderError("auth", "no", status=401)).retryable
+    assert not classify(ProviderError("server_error", "x", status=503, should_retry=False)).retryable
+    assert classify(ProviderError("bad_request", "x", status=400, should_retry=True)).retryable
+    assert not classify(ProviderError("quota_exhausted", "x", status=429, should_retry=True)).retryable
+    failure = classify(ProviderError("rate_limited", "slow down", provider="groq", status=429, retry_after_s=2.5))
+    assert (failure.code, failure.status, failure.retry_after_s, failure.message) == (
+        "rate_limited", 429, 2.5, "slow down")
+    assert classify(ValueError("sk-abcdefghijklmnop leaked")).message == "[redacted] leaked"
 
 
 def test_retry_after_headers() -> None:

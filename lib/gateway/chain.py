@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lib import errors
 from lib.config import Settings
 from lib.providers import ProviderSpec, adapter_for, resolve_model, target_for
+from lib.providers.exceptions import ProviderError
 from lib.providers.retry import Failure, ProviderCallFailed, RetryPolicy, call_with_retries, classify
 from lib.providers.types import (
     ChatRequest,
@@ -253,6 +255,20 @@ class _Runner:
     def attempt_timeout(self, target: Target) -> float:
         return max(0.001, min(target.timeout_s, self.deadline - time.monotonic()))
 
+    @asynccontextmanager
+    async def time_limit(self, target: Target) -> AsyncIterator[None]:
+        """The attempt's deadline (its own timeout, or the overall one if sooner); running out of it
+        is the provider timing out, so it is raised as one."""
+        import asyncio  # not at module top: a cold start that never calls a provider skips it
+
+        seconds = self.attempt_timeout(target)
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError as exc:
+            raise ProviderError("timeout", f"no answer within {seconds:.1f} s",
+                                provider=target.provider) from exc
+
     def out_of_time(self) -> bool:
         self.timed_out = time.monotonic() >= self.deadline
         return self.timed_out
@@ -302,21 +318,17 @@ class _Attempts:
         self.attempt, self.started = 0, 0.0
 
     async def complete(self, attempt: int) -> tuple[ChatResponse, float]:
-        import asyncio  # not at module top: a cold start that never calls a provider skips it
-
         self.attempt, self.started = attempt, time.monotonic()
-        async with asyncio.timeout(self.run.attempt_timeout(self.target)):
+        async with self.run.time_limit(self.target):
             response = await self.adapter.complete(self.chat, self.target)
         return response, time.monotonic() - self.started
 
     async def open_stream(self, attempt: int) -> tuple[Any, StreamEvent]:
         """Open the stream and wait for its first event: until then, a failure can be retried."""
-        import asyncio
-
         self.attempt, self.started = attempt, time.monotonic()
         events = self.adapter.stream(self.chat, self.target)
         try:
-            async with asyncio.timeout(self.run.attempt_timeout(self.target)):
+            async with self.run.time_limit(self.target):
                 return events, await anext(events)
         except BaseException:
             await events.aclose()
@@ -388,8 +400,6 @@ async def stream_chat(call: ChatCall, ctx: CallContext) -> AsyncIterator[Any]:
 
 async def _relay(run: _Runner, name: str, spec: ProviderSpec, target: Target, events: Any,
                  first: StreamEvent, attempt: int, t0: float, key: str | None) -> AsyncIterator[Any]:
-    import asyncio
-
     text: list[str] = []
     calls: list[ToolCall] = []
     finished: StreamFinished | None = None
@@ -406,10 +416,11 @@ async def _relay(run: _Runner, name: str, spec: ProviderSpec, target: Target, ev
                 break
             yield event
             try:
-                async with asyncio.timeout(run.attempt_timeout(target)):
+                async with run.time_limit(target):
                     event = await anext(events)
             except StopAsyncIteration:
-                raise ConnectionError("the provider's stream ended before it finished") from None
+                raise ProviderError("connection", "the provider's stream ended before it finished",
+                                    provider=target.provider) from None
         outcome = "ok"
     except GeneratorExit:
         raise

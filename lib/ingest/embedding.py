@@ -19,7 +19,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.config import Settings
@@ -32,6 +32,9 @@ from lib.ingest.embedders import (
 )
 from lib.logs import log
 from lib.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from lib.providers.retry import Failure
 
 # progress(batches_done, batches_total, inputs_done) after each batch, for streamed uploads
 OnBatch = Callable[[int, int, int], Awaitable[None]]
@@ -148,7 +151,7 @@ async def _embed_missing(
     limit = asyncio.Semaphore(max(1, settings.embedding_concurrency))
     policy = RetryPolicy.from_settings(settings)
     deadline = time.monotonic() + settings.total_timeout_s
-    failures: list[BaseException] = []
+    failures: list[ProviderCallFailed] = []
     done = 0
     done_inputs = 0
     is_provider = spec.provider != "local"
@@ -170,7 +173,7 @@ async def _embed_missing(
                                   request_id, caller, user_id)
                 return answer
 
-            async def failed(number: int, failure: Any, latency_s: float) -> None:
+            async def failed(number: int, failure: Failure, latency_s: float) -> None:
                 if is_provider:
                     await _record(spec, settings, "error", number, 0, latency_s, request_id, caller,
                                   user_id, failure)
@@ -195,16 +198,16 @@ async def _embed_missing(
     price = spec.price_per_million_tokens
     result.cost_usd = None if price is None else round(result.tokens * price / 1_000_000, 10)
     if failures:
-        failure = failures[0]
+        first = failures[0]
         log("warning", "embedding_failed", model=spec.name, batches=len(batches), succeeded=done,
-            request_id=request_id, code=getattr(getattr(failure, "failure", None), "code", None))
-        raise failure.failure.to_api_error(spec.name) from failure  # type: ignore[attr-defined]
+            request_id=request_id, code=first.failure.code)
+        raise first.failure.to_api_error(spec.name) from first
     return [v for v in vectors if v is not None]
 
 
 async def _record(spec: EmbeddingModel, settings: Settings, status: str, attempt: int, tokens: int,
                   latency_s: float, request_id: str | None, caller: str | None, user_id: str | None,
-                  failure: Any = None) -> None:
+                  failure: Failure | None = None) -> None:
     from lib.providers.usage import UsageRecord, record_usage
 
     price = spec.price_per_million_tokens
@@ -212,8 +215,8 @@ async def _record(spec: EmbeddingModel, settings: Settings, status: str, attempt
         provider=spec.provider, model=spec.name, kind="embedding", status=status, attempt=attempt,
         request_id=request_id, user_id=user_id, caller=caller, input_tokens=tokens,
         cost_usd=None if price is None else tokens * price / 1_000_000,
-        latency_ms=round(latency_s * 1000, 2),
-        error_code=getattr(failure, "code", None), http_status=getattr(failure, "status", None),
+        latency_ms=round(latency_s * 1000, 2), error_code=failure.code if failure else None,
+        http_status=failure.status if failure else None,
     ), settings=settings)
 
 

@@ -5,15 +5,18 @@ required; tool calls are `tool_use` content blocks and tool results are `tool_re
 user turn; stop reasons have other names; and cached prompt tokens are reported in addition to
 `input_tokens` (we add them, so `input_tokens` means the whole prompt everywhere). The Messages
 API (as of SDK 2.x) takes no sampling temperature, so `temperature` is not sent.
+Failures leave as `ProviderError`, through `map_exceptions`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from lib.providers import cached_client
+from lib.providers.exceptions import ProviderError, from_body, from_status, from_transport, mapping_exceptions
 from lib.providers.types import (
     CONTENT_FILTER,
     LENGTH,
@@ -46,6 +49,27 @@ def anthropic_client(target: Target) -> Any:
                                         timeout=target.timeout_s, max_retries=0)
 
     return cached_client("anthropic", target, build)
+
+
+def map_exceptions(provider: str) -> AbstractContextManager[None]:
+    """Raise the `anthropic` SDK's exceptions as `ProviderError`, and those of its HTTP library,
+    `httpx2`, which the SDK lets through unwrapped while a stream is read."""
+    return mapping_exceptions(provider, _translate)
+
+
+def _translate(provider: str, exc: Exception) -> ProviderError | None:
+    import anthropic  # loaded already: the call that failed went through it
+    import httpx2
+
+    if isinstance(exc, anthropic.APIStatusError):  # an `error` event in a stream too, with its 200
+        return from_status(provider, exc.status_code, exc.response.headers, exc.body, exc.message)
+    if isinstance(exc, anthropic.APITimeoutError):  # before its base class, APIConnectionError
+        return ProviderError("timeout", exc.message, provider=provider)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError("connection", exc.message, provider=provider)
+    if isinstance(exc, anthropic.APIError):
+        return from_body(provider, exc.body, exc.message)
+    return from_transport(provider, exc, httpx2)
 
 
 def wire_messages(request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
@@ -129,40 +153,49 @@ def read_message(message: Any) -> ChatResponse:
                         usage=read_usage(message.usage), model=message.model or "")
 
 
+async def read_events(events: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
+    """Messages stream events -> our events; a tool call is ready when its content block stops."""
+    calls: dict[int, ToolCall] = {}
+    usage, finish, model = Usage(), STOP, ""
+    async for event in events:
+        kind = event.type
+        if kind == "message_start":
+            model = event.message.model or model
+            usage = read_usage(event.message.usage)
+        elif kind == "content_block_start" and event.content_block.type == "tool_use":
+            block = event.content_block
+            calls[event.index] = ToolCall(block.id, block.name, "")
+            yield ToolCallStarted(block.id, block.name)
+        elif kind == "content_block_delta":
+            if event.delta.type == "text_delta" and event.delta.text:
+                yield TextDelta(event.delta.text)
+            elif event.delta.type == "input_json_delta" and event.index in calls:
+                calls[event.index].arguments += event.delta.partial_json
+        elif kind == "content_block_stop" and event.index in calls:
+            call = calls.pop(event.index)
+            call.arguments = call.arguments or "{}"
+            yield ToolCallReady(call)
+        elif kind == "message_delta":
+            finish = STOP_REASONS.get(event.delta.stop_reason or "", finish)
+            usage = read_usage(event.usage, usage)
+    yield StreamFinished(finish, usage, model)
+
+
 class AnthropicWire:
     async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
-        message = await anthropic_client(target).messages.create(**wire_params(request, target))
+        with map_exceptions(target.provider):
+            message = await anthropic_client(target).messages.create(**wire_params(request, target))
         return read_message(message)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
-        events = await anthropic_client(target).messages.create(**wire_params(request, target), stream=True)
-        calls: dict[int, ToolCall] = {}
-        usage, finish, model = Usage(), STOP, ""
-        try:
-            async for event in events:
-                kind = event.type
-                if kind == "message_start":
-                    model = event.message.model or model
-                    usage = read_usage(event.message.usage)
-                elif kind == "content_block_start" and event.content_block.type == "tool_use":
-                    block = event.content_block
-                    calls[event.index] = ToolCall(block.id, block.name, "")
-                    yield ToolCallStarted(block.id, block.name)
-                elif kind == "content_block_delta":
-                    if event.delta.type == "text_delta" and event.delta.text:
-                        yield TextDelta(event.delta.text)
-                    elif event.delta.type == "input_json_delta" and event.index in calls:
-                        calls[event.index].arguments += event.delta.partial_json
-                elif kind == "content_block_stop" and event.index in calls:
-                    call = calls.pop(event.index)
-                    call.arguments = call.arguments or "{}"
-                    yield ToolCallReady(call)
-                elif kind == "message_delta":
-                    finish = STOP_REASONS.get(event.delta.stop_reason or "", finish)
-                    usage = read_usage(event.usage, usage)
-        finally:
-            await events.close()
-        yield StreamFinished(finish, usage, model)
+        with map_exceptions(target.provider):
+            events = await anthropic_client(target).messages.create(**wire_params(request, target),
+                                                                    stream=True)
+            try:
+                async for event in read_events(events):
+                    yield event
+            finally:
+                await events.close()
 
 
 ADAPTER = AnthropicWire()

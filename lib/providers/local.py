@@ -3,6 +3,7 @@
 `local/echo` is not a language model. It repeats the last user message inside a label that
 names it as the offline echo, so nobody mistakes its output for a model's answer. It exists so
 that the whole path (streaming, ledger, cache, useChat) runs on a laptop with no keys.
+It calls nothing that can fail the way a provider does, so it has no `map_exceptions`.
 """
 
 from __future__ import annotations

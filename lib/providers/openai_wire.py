@@ -3,14 +3,17 @@ and OpenRouter at their OpenAI-compatible URLs, and any compatible server (Ollam
 
 Groq speaks the same format through its own SDK, so the translation functions here are shared.
 Usage: `prompt_tokens` already includes the cached tokens, which is also how we count them.
+Failures leave as `ProviderError`, through `map_exceptions` (the embeddings code uses it too).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from lib.providers import client_for_target
+from lib.providers.exceptions import ProviderError, from_body, from_status, mapping_exceptions
 from lib.providers.types import (
     CONTENT_FILTER,
     LENGTH,
@@ -28,6 +31,27 @@ from lib.providers.types import (
     ToolCallStarted,
     Usage,
 )
+
+
+def map_exceptions(provider: str) -> AbstractContextManager[None]:
+    """Raise the `openai` SDK's exceptions as `ProviderError`. The SDK wraps its HTTP library's
+    errors itself, in streams too, so its own classes are all there is to map."""
+    return mapping_exceptions(provider, _translate)
+
+
+def _translate(provider: str, exc: Exception) -> ProviderError | None:
+    import openai  # loaded already: the call that failed went through it
+
+    if isinstance(exc, openai.APIStatusError):
+        return from_status(provider, exc.status_code, exc.response.headers, exc.body, exc.message)
+    if isinstance(exc, openai.APITimeoutError):  # before its base class, APIConnectionError
+        return ProviderError("timeout", exc.message, provider=provider)
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError("connection", exc.message, provider=provider)
+    if isinstance(exc, openai.APIError):  # an error event inside a stream
+        return from_body(provider, exc.body, exc.message)
+    return None
+
 
 FINISH_REASONS = {"stop": STOP, "length": LENGTH, "tool_calls": TOOL_CALLS, "function_call": TOOL_CALLS,
                   "content_filter": CONTENT_FILTER, "end_turn": STOP, "max_tokens": LENGTH}
@@ -129,17 +153,19 @@ async def read_chunks(chunks: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
 class OpenAIWire:
     async def complete(self, request: ChatRequest, target: Target) -> ChatResponse:
         client = client_for_target(target)
-        completion = await client.chat.completions.create(**wire_params(request, target, stream=False))
+        with map_exceptions(target.provider):
+            completion = await client.chat.completions.create(**wire_params(request, target, stream=False))
         return read_completion(completion)
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         client = client_for_target(target)
-        chunks = await client.chat.completions.create(**wire_params(request, target, stream=True))
-        try:
-            async for event in read_chunks(chunks):
-                yield event
-        finally:
-            await chunks.close()
+        with map_exceptions(target.provider):
+            chunks = await client.chat.completions.create(**wire_params(request, target, stream=True))
+            try:
+                async for event in read_chunks(chunks):
+                    yield event
+            finally:
+                await chunks.close()
 
 
 ADAPTER = OpenAIWire()

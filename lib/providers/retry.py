@@ -1,15 +1,15 @@
-"""The one retry loop for provider calls (chat and embeddings), and how a failure is classified.
+"""The one retry loop for provider calls (chat and embeddings), and what it makes of a failure.
 
-Retried: 408, 409, 429, 5xx (including Anthropic's 529) and connection errors or timeouts, with
-exponential backoff and full jitter, honoring `retry-after` / `retry-after-ms` up to
-`RETRY_MAX_WAIT_S`. Never retried: other 4xx (bad request, auth, not found) and a 429 that says
-the quota is exhausted, because asking again changes nothing. The SDKs' own retries are off
-(`max_retries=0`), so this loop is the only one.
+Adapters raise `ProviderError` (lib/providers/exceptions.py) for every provider failure, and this loop
+reads its fields only. Retried: timeouts, broken connections, 408, 409, 429, 5xx (Anthropic's 529
+too), with exponential backoff and full jitter, honoring `retry-after` / `retry-after-ms` up to
+`RETRY_MAX_WAIT_S`. Never retried: other 4xx (bad request, auth, not found), a 429 that says the
+quota is exhausted, because asking again changes nothing, and anything that is not a
+`ProviderError` (a fault of ours, which another try repeats). A provider's `x-should-retry`
+overrides the kind either way. The SDKs' own retries are off (`max_retries=0`), so this loop is
+the only one.
 
-Errors are classified by duck typing (`status_code`, `response.headers`, `body`, class names),
-so this module imports no provider SDK and works for openai, anthropic, groq and httpx errors.
-
-    result = await call_with_retries(lambda attempt: client.embeddings.create(...),
+    result = await call_with_retries(lambda attempt: embedder.embed(texts),
                                      RetryPolicy.from_settings(settings),
                                      on_failure=record_failed_attempt)
 """
@@ -22,21 +22,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lib import errors
+from lib.logs import scrub
+from lib.providers.exceptions import ProviderError
 
 T = TypeVar("T")
 
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-# Error codes that come with a 429 but mean "no more money", not "slow down".
-_QUOTA_CODES = ("insufficient_quota", "quota_exceeded", "billing_hard_limit_reached", "billing")
-_CONNECTION_CLASSES = frozenset({
-    "APIConnectionError", "TransportError", "NetworkError", "ConnectError", "ReadError",
-    "WriteError", "RemoteProtocolError", "LocalProtocolError", "ProtocolError", "CloseError",
-    "IncompleteRead", "ClientDisconnected", "RequestError", "StreamError",
-})
-_TIMEOUT_CLASSES = frozenset({
-    "APITimeoutError", "TimeoutException", "ConnectTimeout", "ReadTimeout", "WriteTimeout",
-    "PoolTimeout", "TimeoutError",
-})
+# Kinds where the same request may well succeed a moment later.
+RETRYABLE_KINDS = frozenset({"timeout", "connection", "conflict", "rate_limited", "overloaded",
+                             "server_error"})
 
 
 @dataclass(frozen=True)
@@ -91,94 +84,16 @@ class ProviderCallFailed(Exception):
         self.attempts = attempts
 
 
-def _class_names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def _headers(exc: BaseException) -> Any:
-    response = getattr(exc, "response", None)
-    return getattr(response, "headers", None) or {}
-
-
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None)
-    if status is None:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `retry-after` (seconds or an HTTP date)."""
-    try:
-        raw_ms = headers.get("retry-after-ms")
-        if raw_ms:
-            return max(0.0, float(raw_ms) / 1000)
-        raw = headers.get("retry-after")
-    except (AttributeError, ValueError):
-        return None
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    import email.utils  # HTTP dates are rare; seconds are the common form
-
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
-
-
-def _error_code(exc: BaseException) -> str:
-    """The provider's own error code or type, lower-cased ('insufficient_quota', 'rate_limit_error')."""
-    parts = [str(getattr(exc, "code", "") or ""), str(getattr(exc, "type", "") or "")]
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            parts += [str(inner.get("code") or ""), str(inner.get("type") or "")]
-    return " ".join(p for p in parts if p).lower()
-
-
-def _message(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(exc) or type(exc).__name__
-
-
 def classify(exc: BaseException) -> Failure:
-    """What kind of failure this exception is, and whether trying again can help."""
+    """What kind of failure this is, and whether trying again can help, from the error's fields."""
     if isinstance(exc, ProviderCallFailed):
         return exc.failure
-    names = _class_names(exc)
-    status = _status(exc)
-    message = _message(exc)
-    if status is None:
-        if names & _TIMEOUT_CLASSES or isinstance(exc, TimeoutError):
-            return Failure("timeout", message or "timed out", retryable=True)
-        if names & _CONNECTION_CLASSES or isinstance(exc, ConnectionError):
-            return Failure("connection", message, retryable=True)
-        return Failure("provider_error", message, retryable=False)
-    retry_after = parse_retry_after(_headers(exc))
-    # Providers may force the decision either way with `x-should-retry`.
-    should_retry = str(_headers(exc).get("x-should-retry", "")).lower()
-    code = _error_code(exc)
-    if status == 429 and any(q in code for q in _QUOTA_CODES):
-        return Failure("quota_exhausted", message, status, retryable=False)
-    kind = {400: "bad_request", 401: "auth", 403: "permission_denied", 404: "not_found",
-            408: "timeout", 409: "conflict", 413: "too_large", 422: "bad_request",
-            429: "rate_limited", 529: "overloaded"}.get(status)
-    if kind is None:
-        kind = "server_error" if status >= 500 else "bad_request"
-    retryable = status in RETRYABLE_STATUSES or status >= 500
-    if should_retry in ("true", "false"):
-        retryable = should_retry == "true"
-    return Failure(kind, message, status, retryable, retry_after)
+    if not isinstance(exc, ProviderError):
+        return Failure("provider_error", scrub(str(exc) or repr(exc)), retryable=False)
+    if exc.kind == "quota_exhausted":  # whatever the provider hints: no money, no answer
+        return Failure(exc.kind, exc.message, exc.status, retryable=False)
+    retryable = exc.kind in RETRYABLE_KINDS if exc.should_retry is None else exc.should_retry
+    return Failure(exc.kind, exc.message, exc.status, retryable, exc.retry_after_s)
 
 
 OnFailure = Callable[[int, Failure, float], Awaitable[None]]
@@ -210,7 +125,7 @@ async def call_with_retries(
             return await call(attempt)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every provider fault is classified below
+        except Exception as exc:  # noqa: BLE001 - every fault is classified (and recorded) below
             failure = classify(exc)
             if on_failure is not None:
                 await on_failure(attempt, failure, time.monotonic() - started)

@@ -6,7 +6,8 @@ An adapter is a translator between these types and one wire format, nothing more
         async def complete(self, request: ChatRequest, target: Target) -> ChatResponse
         def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]
 
-It raises the SDK's own exceptions unchanged; `lib/providers/retry.py` classifies them.
+A provider's failure leaves it as `ProviderError` (lib/providers/exceptions.py), mapped from the SDK's
+own exceptions at the seam by the adapter's `map_exceptions`, streams included.
 """
 
 from __future__ import annotations

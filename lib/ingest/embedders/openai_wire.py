@@ -3,6 +3,7 @@ and any OpenAI-compatible server (Ollama, vLLM, LM Studio) as `compat/<model>`.
 
 The client comes from the provider registry (`lib.providers.openai_client`), shared with chat and
 built with the SDK's retries off; `lib/ingest/embedding.py` runs the retry loop and the ledger.
+The SDK's exceptions leave as `ProviderError`, mapped as the chat adapter maps them.
 Vectors are asked for as base64 float32, a quarter of the JSON size, and decoded here.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from lib.config import Settings
 from lib.ingest.embedders import EmbeddedBatch, EmbeddingModel
+from lib.providers.openai_wire import map_exceptions
 from lib.tokens import count_tokens
 
 
@@ -55,7 +57,8 @@ class OpenAIEmbedder:
         options: dict[str, Any] = {"model": self.spec.model, "input": texts, "encoding_format": "base64"}
         if self.spec.requested_dimensions:
             options["dimensions"] = self.spec.requested_dimensions
-        response = await client.embeddings.create(**options)
+        with map_exceptions(self.spec.provider):
+            response = await client.embeddings.create(**options)
         rows = sorted(response.data, key=lambda d: d.index)
         if len(rows) != len(texts):
             raise ValueError(f"the provider returned {len(rows)} embeddings for {len(texts)} inputs")
