@@ -23,11 +23,12 @@ from lib.retrieval.answers import (
     stream_answer,
 )
 from lib.retrieval.conversations import Turn
+from lib.retrieval.request import ChatMessage, RagRequest
 from lib.retrieval.search import SearchOptions
 from lib.web import Request, StreamingResponse, sse_response
 
 
-def message_text(message: Any) -> str:
+def message_text(message: ChatMessage) -> str:
     """The text of a useChat UIMessage (its text parts) or of a `{role, content}` message."""
     if message.parts:
         return "".join(p.get("text", "") for p in message.parts
@@ -35,7 +36,7 @@ def message_text(message: Any) -> str:
     return message.content or ""
 
 
-def question_and_history(body: Any) -> tuple[str, list[Turn] | None]:
+def question_and_history(body: RagRequest) -> tuple[str, list[Turn] | None]:
     """The question (`query`, else the last user message) and the client's earlier turns."""
     history: list[Turn] | None = None
     if body.messages:
@@ -51,7 +52,7 @@ def question_and_history(body: Any) -> tuple[str, list[Turn] | None]:
     return body.query, history
 
 
-def search_options(body: Any) -> SearchOptions:
+def search_options(body: RagRequest) -> SearchOptions:
     weights = body.weights
     return SearchOptions(
         namespace=body.namespace, top_k=body.top_k, mode=body.mode, filter=body.filter,
@@ -62,7 +63,7 @@ def search_options(body: Any) -> SearchOptions:
     )
 
 
-async def answer_request(request: Request, body: Any) -> Any:
+async def answer_request(request: Request, body: RagRequest) -> Any:
     settings = request.settings
     query, history = question_and_history(body)
     options = search_options(body)
