@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from lib import errors
+from lib.providers.types import TextDelta
 from lib.retrieval.answers import (
     Finished,
     Prepared,
     Question,
-    TextPiece,
     answer,
     prepare,
     run_search,
@@ -90,11 +90,11 @@ async def answer_request(request: Request, body: RagRequest) -> Any:
     return ui_stream_response(events, prepared)
 
 
-async def started(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[TextPiece | Finished]:
+async def started(events: AsyncIterator[TextDelta | Finished]) -> AsyncIterator[TextDelta | Finished]:
     """The same events, with the first one already produced."""
     first = await anext(events)
 
-    async def chained() -> AsyncIterator[TextPiece | Finished]:
+    async def chained() -> AsyncIterator[TextDelta | Finished]:
         yield first
         async for event in events:
             yield event
@@ -115,9 +115,9 @@ def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
     }
 
 
-async def _text_chunks(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[str]:
+async def _text_chunks(events: AsyncIterator[TextDelta | Finished]) -> AsyncIterator[str]:
     async for event in events:
-        if isinstance(event, TextPiece):
+        if isinstance(event, TextDelta):
             yield event.text
 
 
@@ -133,7 +133,7 @@ def source_part(citation: dict[str, Any]) -> dict[str, Any]:
     return source_document_part(source_id, title, filename=source.rsplit("/", 1)[-1] or None)
 
 
-def ui_stream_response(events: AsyncIterator[TextPiece | Finished], prepared: Prepared) -> StreamingResponse:
+def ui_stream_response(events: AsyncIterator[TextDelta | Finished], prepared: Prepared) -> StreamingResponse:
     async def framed() -> AsyncIterator[dict[str, Any] | str]:
         async for part in _ui_parts(events):
             yield part
@@ -145,7 +145,7 @@ def ui_stream_response(events: AsyncIterator[TextPiece | Finished], prepared: Pr
                                            "x-conversation-id": prepared.conversation_id or ""})
 
 
-async def _ui_parts(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[dict[str, Any]]:
+async def _ui_parts(events: AsyncIterator[TextDelta | Finished]) -> AsyncIterator[dict[str, Any]]:
     """The UI message stream parts of one answer, without the SSE framing."""
     text_id = uuid.uuid4().hex
     yield {"type": "start", "messageId": uuid.uuid4().hex}
@@ -153,10 +153,12 @@ async def _ui_parts(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterato
     yield {"type": "text-start", "id": text_id}
     try:
         async for event in events:
-            if isinstance(event, TextPiece):
+            if isinstance(event, TextDelta):
                 if event.text:
                     yield {"type": "text-delta", "id": text_id, "delta": event.text}
                 continue
+            if not isinstance(event, Finished):  # the model's stream broke off
+                raise errors.UpstreamError(event.message, code=event.code)
             yield {"type": "text-end", "id": text_id}
             for citation in event.citations:
                 yield source_part(citation)
