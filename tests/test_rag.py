@@ -283,6 +283,84 @@ def test_ui_stream_headers_and_parts(client, manuals) -> None:
     assert "source-document" in types and types[-2:] == ["finish-step", "finish"]
 
 
+def sse_chunks(body: str) -> list:
+    return [line[6:] if line == "data: [DONE]" else json.loads(line[6:])
+            for line in body.splitlines() if line.startswith("data: ")]
+
+
+def kinds(chunks: list) -> list[str]:
+    return [c if isinstance(c, str) else c["type"] for c in chunks]
+
+
+def test_ui_stream_echoes_the_request_message_id(client, manuals) -> None:
+    """useChat sends `messageId` when it regenerates a message; `start` must name that message."""
+    messages = [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "How do I descale it?"}]}]
+    r = client.post("/api/rag", json={"messages": messages, "namespace": "manuals", "id": "chat-regen",
+                                      "trigger": "regenerate-message", "messageId": "msg-regen-7"})
+    assert sse_chunks(r.text)[0] == {"type": "start", "messageId": "msg-regen-7"}
+
+
+def test_ui_stream_finish_reason_is_what_happened(client, manuals, fake_provider) -> None:
+    fake_provider.queue(Reply(text="The kettle has a two-year", finish_reason="length"))
+    r = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                      "model": "openai/gpt-4o-mini", "stream": True})
+    finish = sse_chunks(r.text)[-2]
+    assert finish["type"] == "finish" and finish["messageMetadata"]["finishReason"] == "length"
+    extractive = client.post("/api/rag", json={"query": "How do I descale the kettle?", "namespace": "manuals",
+                                               "stream": True})
+    assert sse_chunks(extractive.text)[-2]["messageMetadata"]["finishReason"] == "stop"
+
+
+def test_rag_streams_the_chunks_ai_execute_streams(client, manuals, fake_provider) -> None:
+    """One encoder: the same model reply gives the same chunks from both functions, rag adding only
+    its sources before `finish` (ids of the message and the metadata aside)."""
+    def shape(chunks: list) -> list:
+        return [c if isinstance(c, str) else {k: v for k, v in c.items() if k not in ("messageId", "messageMetadata")}
+                for c in chunks if isinstance(c, str) or c["type"] not in ("source-document", "source-url")]
+
+    fake_provider.queue(Reply(text="Two years [1]."), Reply(text="Two years [1]."))
+    rag = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                        "model": "openai/gpt-4o-mini", "stream": True})
+    chat = client.post("/api/ai_execute", json={"prompt": "How long is the warranty?",
+                                                "model": "openai/gpt-4o-mini", "stream": True})
+    assert "source-document" in kinds(sse_chunks(rag.text))
+    assert shape(sse_chunks(rag.text)) == shape(sse_chunks(chat.text))
+
+
+@pytest.mark.parametrize("protocol", ["text", "ui"])
+def test_streams_are_not_buffered_like_ai_execute(client, manuals, fake_provider, protocol: str) -> None:
+    """Proxies (nginx) buffer a response unless told not to; both functions tell them the same way."""
+    fake_provider.queue(Reply(text="just the words"))
+    chat = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini", "stream": True,
+                                                "protocol": protocol})
+    rag = client.post("/api/rag", json={"query": "How do I descale the kettle?", "namespace": "manuals",
+                                        "stream": True, "protocol": protocol})
+    assert rag.headers["x-accel-buffering"] == "no"
+    assert rag.headers["cache-control"] == "no-cache, no-transform"
+    for name in ("content-type", "cache-control", "x-accel-buffering"):
+        assert rag.headers[name] == chat.headers[name], name
+
+
+def test_a_stream_cut_off_midway_ends_with_an_error_part(client, manuals, fake_provider) -> None:
+    fake_provider.queue(Reply(text="The kettle has a two-year warranty [1].", cut_after=2))
+    r = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                      "model": "openai/gpt-4o-mini", "stream": True, "conversation_id": "chat-cut"})
+    assert r.status_code == 200
+    chunks = sse_chunks(r.text)
+    assert kinds(chunks)[-3:] == ["text-end", "error", "[DONE]"] and "finish" not in kinds(chunks)
+    assert "broke off" in chunks[-2]["errorText"]
+
+    async def turns():
+        try:
+            async with db.connect() as conn:
+                cur = await conn.execute("SELECT count(*) FROM conversation_turns WHERE conversation_id = 'chat-cut'")
+                return (await cur.fetchone())[0]
+        finally:
+            await db.close_pools()
+
+    assert asyncio.run(turns()) == 0  # a broken answer is not stored in the conversation
+
+
 # --- conversations ----------------------------------------------------------------------------
 
 

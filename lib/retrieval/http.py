@@ -1,18 +1,18 @@
 """The rag function's edge: request fields -> a Question, and the result -> JSON or a stream.
 
-A streamed answer is the AI SDK UI message stream: text parts, then one `source-document` (or
-`source-url`, for sources that are web addresses) per citation, then `finish` whose
-`messageMetadata` carries citations, usage, cost and the conversation id.
+A stream goes through the same encoder as `/api/ai_execute` (`lib.gateway.ui_stream`). In the AI
+SDK UI message stream, the answer's text is followed by one `source-document` (or `source-url`,
+for sources that are web addresses) per citation, then `finish` whose `messageMetadata` carries
+the finish reason, citations, usage, cost and the conversation id.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 from lib import errors
-from lib.providers.types import TextDelta
 from lib.retrieval.answers import (
     Finished,
     Prepared,
@@ -25,7 +25,10 @@ from lib.retrieval.answers import (
 from lib.retrieval.conversations import Turn
 from lib.retrieval.request import ChatMessage, RagRequest
 from lib.retrieval.search import SearchOptions
-from lib.web import Request, StreamingResponse, sse_response
+from lib.web import Request, StreamingResponse
+
+if TYPE_CHECKING:
+    from lib.gateway.ui_stream import MessageFinished
 
 
 def message_text(message: ChatMessage) -> str:
@@ -63,7 +66,7 @@ def search_options(body: RagRequest) -> SearchOptions:
     )
 
 
-async def answer_request(request: Request, body: RagRequest) -> Any:
+async def answer_request(request: Request, body: RagRequest) -> dict[str, Any] | StreamingResponse:
     settings = request.settings
     query, history = question_and_history(body)
     options = search_options(body)
@@ -80,26 +83,11 @@ async def answer_request(request: Request, body: RagRequest) -> Any:
     streaming = body.stream if body.stream is not None else body.messages is not None
     if not streaming:
         return answer_json(prepared, await answer(prepared, settings))
-    # Wait for the first piece before answering: until then a refusal or a provider failure
-    # (budget, rate limit, every model down) is still a JSON error with the right status.
-    events = await started(stream_answer(prepared, settings))
-    if body.protocol == "text":
-        return StreamingResponse(_text_chunks(events),
-                                 headers={"cache-control": "no-cache, no-transform",
-                                          "x-conversation-id": prepared.conversation_id or ""})
-    return ui_stream_response(events, prepared)
+    from lib.gateway.ui_stream import stream_response  # it brings the model chain, which a search never needs
 
-
-async def started(events: AsyncIterator[TextDelta | Finished]) -> AsyncIterator[TextDelta | Finished]:
-    """The same events, with the first one already produced."""
-    first = await anext(events)
-
-    async def chained() -> AsyncIterator[TextDelta | Finished]:
-        yield first
-        async for event in events:
-            yield event
-
-    return chained()
+    return await stream_response(ui_events(stream_answer(prepared, settings)), protocol=body.protocol,
+                                 message_id=body.messageId,
+                                 headers={"x-conversation-id": prepared.conversation_id or ""})
 
 
 def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
@@ -115,10 +103,22 @@ def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
     }
 
 
-async def _text_chunks(events: AsyncIterator[TextDelta | Finished]) -> AsyncIterator[str]:
-    async for event in events:
-        if isinstance(event, TextDelta):
-            yield event.text
+async def ui_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The answer's events as the encoder reads them: its `Finished` becomes a `MessageFinished`."""
+    async with aclosing(events):
+        async for event in events:
+            yield message_finished(event) if isinstance(event, Finished) else event
+
+
+def message_finished(finished: Finished) -> MessageFinished:
+    """A source part per citation before `finish`, and what `finish.messageMetadata` carries."""
+    from lib.gateway.ui_stream import MessageFinished
+
+    return MessageFinished(finished.finish_reason, {
+        "model": finished.model, "usage": finished.usage, "costUsd": finished.cost_usd,
+        "citations": finished.citations, "conversationId": finished.conversation_id,
+        "extractive": finished.extractive,
+    }, [source_part(citation) for citation in finished.citations])
 
 
 def source_part(citation: dict[str, Any]) -> dict[str, Any]:
@@ -131,41 +131,3 @@ def source_part(citation: dict[str, Any]) -> dict[str, Any]:
     if source.startswith(("http://", "https://")):
         return source_url_part(source_id, source, title)
     return source_document_part(source_id, title, filename=source.rsplit("/", 1)[-1] or None)
-
-
-def ui_stream_response(events: AsyncIterator[TextDelta | Finished], prepared: Prepared) -> StreamingResponse:
-    async def framed() -> AsyncIterator[dict[str, Any] | str]:
-        async for part in _ui_parts(events):
-            yield part
-        yield "[DONE]"
-
-    from lib.gateway.ui_stream import UI_STREAM_HEADERS
-
-    return sse_response(framed(), headers={**UI_STREAM_HEADERS,
-                                           "x-conversation-id": prepared.conversation_id or ""})
-
-
-async def _ui_parts(events: AsyncIterator[TextDelta | Finished]) -> AsyncIterator[dict[str, Any]]:
-    """The UI message stream parts of one answer, without the SSE framing."""
-    text_id = uuid.uuid4().hex
-    yield {"type": "start", "messageId": uuid.uuid4().hex}
-    yield {"type": "start-step"}
-    yield {"type": "text-start", "id": text_id}
-    try:
-        async for event in events:
-            if isinstance(event, TextDelta):
-                if event.text:
-                    yield {"type": "text-delta", "id": text_id, "delta": event.text}
-                continue
-            if not isinstance(event, Finished):  # the model's stream broke off
-                raise errors.UpstreamError(event.message, code=event.code)
-            yield {"type": "text-end", "id": text_id}
-            for citation in event.citations:
-                yield source_part(citation)
-            yield {"type": "finish-step"}
-            yield {"type": "finish", "messageMetadata": {
-                "finishReason": "stop", "model": event.model, "usage": event.usage,
-                "costUsd": event.cost_usd, "citations": event.citations,
-                "conversationId": event.conversation_id, "extractive": event.extractive}}
-    except errors.ApiError as exc:
-        yield {"type": "error", "errorText": exc.message}
