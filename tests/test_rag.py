@@ -6,17 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from lib import db
 from lib.config import get_settings
+from tests.ai_sdk import NODE, NODE_DIR, needs_node, parse_with_ai_sdk, require_ai_package
 from tests.fakes.provider_server import Reply
-
-NODE_DIR = Path(__file__).parent / "node"
 
 WARRANTY = """# Warranty
 
@@ -216,6 +213,7 @@ def test_answer_with_citations_through_a_provider(client, manuals, fake_provider
 def run_ai_sdk_client(url: str, body: dict, messages: list[dict]) -> dict:
     """POST like useChat's DefaultChatTransport and read the stream with the AI SDK's own parser;
     returns the assembled UIMessage (the parser throws on any chunk outside its schema)."""
+    require_ai_package()
     script = """
 import { DefaultChatTransport, readUIMessageStream } from 'ai';
 const transport = new DefaultChatTransport({ api: process.env.RAG_URL, body: JSON.parse(process.env.RAG_BODY) });
@@ -226,16 +224,11 @@ for await (const message of readUIMessageStream({ stream, onError: (e) => { thro
 console.log(JSON.stringify(last));
 """
     done = subprocess.run(
-        ["node", "--input-type=module", "-e", script], cwd=NODE_DIR, capture_output=True, text=True,
+        [NODE, "--input-type=module", "-e", script], cwd=NODE_DIR, capture_output=True, text=True,
         timeout=60, env={**os.environ, "RAG_URL": url, "RAG_BODY": json.dumps(body),
                          "RAG_MESSAGES": json.dumps(messages)})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ai").exists(),
-    reason="needs node and the ai package in tests/node (make node-deps)")
 
 
 @pytest.mark.node
@@ -442,10 +435,7 @@ def test_streamed_answer_passes_the_strict_chunk_check(client, manuals, fake_pro
     fake_provider.queue(Reply(text="Descale monthly [1]. Two-year warranty [2]."))
     raw = client.post("/api/rag", json={"query": "descale and warranty", "namespace": "manuals", "top_k": 4,
                                         "model": "openai/gpt-4o-mini", "stream": True}).content
-    done = subprocess.run(["node", str(NODE_DIR / "check_ui_stream.mjs")], input=raw, capture_output=True,
-                          cwd=NODE_DIR, timeout=60)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    parsed = json.loads(done.stdout)
+    parsed = parse_with_ai_sdk(raw)  # asserts the harness exits 0
     assert parsed["errors"] == []
     sources = [p for p in parsed["message"]["parts"] if p["type"] == "source-document"]
     assert len(sources) == 2 and {s["filename"] for s in sources} == {"care.md", "kettle.md"}
