@@ -354,6 +354,29 @@ def test_a_stream_cut_off_midway_ends_with_an_error_part(client, manuals, fake_p
     assert asyncio.run(turns()) == 0  # a broken answer is not stored in the conversation
 
 
+def test_an_answer_the_client_abandons_is_still_recorded(client, manuals, fake_provider, database) -> None:
+    import time
+
+    import psycopg
+
+    fake_provider.queue(Reply(text="The kettle has a two-year warranty, as the policy says [1].",
+                              chunk_delay_s=0.3))
+    body = {"query": "How long is the warranty?", "namespace": "manuals", "model": "openai/gpt-4o-mini",
+            "stream": True}
+    with client.stream("POST", "/api/rag", json=body) as response:
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if '"text-delta"' in line:
+                break  # the user closed the tab after the first words
+    deadline, rows = time.monotonic() + 10, []
+    while time.monotonic() < deadline and not rows:
+        with psycopg.connect(database) as conn:
+            rows = conn.execute("SELECT error_code FROM usage_ledger WHERE request_id = %s",
+                                (request_id,)).fetchall()
+        time.sleep(0.1)
+    assert rows == [("client_closed",)], "an abandoned answer spent tokens but left no ledger row"
+
+
 # --- conversations ----------------------------------------------------------------------------
 
 
