@@ -2,7 +2,7 @@
 
 from lib.gateway.chain import complete_chat, stream_chat
 from lib.gateway.request import ExecuteRequest, call_context, json_output, to_call
-from lib.gateway.ui_stream import text_response, ui_message_response
+from lib.gateway.ui_stream import stream_response
 from lib.web import Endpoint, Request
 
 app = Endpoint("ai_execute")
@@ -15,20 +15,8 @@ async def ai_execute(request: Request, body: ExecuteRequest) -> object:
         result = await complete_chat(call, ctx)
         return {"id": request.request_id, **result.as_dict(), **json_output(body, result.response.text),
                 "metadata": body.metadata}
-    events = stream_chat(call, ctx)
-    first = await anext(events)  # refusals and failures before the first token are JSON errors
-
-    async def answer():
-        try:
-            yield first
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()  # a client that went away stops the provider stream too
-
-    if body.protocol == "text":
-        return text_response(answer())
-    return ui_message_response(answer(), message_id=body.messageId)
+    # refusals and failures before the first token are still JSON errors (see stream_response)
+    return await stream_response(stream_chat(call, ctx), protocol=body.protocol, message_id=body.messageId)
 
 
 if __name__ == "__main__":

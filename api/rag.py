@@ -7,56 +7,12 @@ text with `protocol: "text"`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-from uuid import UUID
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from lib.retrieval.request import RagRequest
 from lib.web import Endpoint, Request
 
 app = Endpoint("rag")
-
-
-class Weights(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    keyword: float = Field(1.0, ge=0, le=100)
-    vector: float = Field(1.0, ge=0, le=100)
-
-
-class ChatMessage(BaseModel):
-    """A `useChat` UIMessage (text parts are read; other parts are ignored) or `{role, content}`."""
-
-    model_config = ConfigDict(extra="allow", defer_build=True)
-    role: Literal["user", "assistant", "system"]
-    parts: list[dict[str, Any]] = Field(default_factory=list)
-    content: str | None = None
-
-
-class RagRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    query: str | None = Field(None, min_length=1, max_length=8000)
-    messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=500)
-    namespace: str = Field("default", min_length=1, max_length=200)
-    top_k: int = Field(5, ge=1, le=100)
-    mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
-    fusion: Literal["weighted", "rrf"] = "weighted"
-    weights: Weights | None = None
-    filter: dict[str, Any] | None = None
-    document_ids: list[UUID] | None = Field(None, max_length=1000)
-    sources: list[str] | None = Field(None, max_length=1000)
-    min_score: float | None = None
-    answer: bool = True
-    model: str | None = Field(None, min_length=1, max_length=200)
-    stream: bool | None = None
-    protocol: Literal["ui", "data", "text"] = "ui"
-    conversation_id: str | None = Field(None, min_length=1, max_length=128)
-    max_tokens: int | None = Field(None, ge=1, le=32000)
-    temperature: float | None = Field(None, ge=0, le=2)
-    user: str | None = Field(None, min_length=1, max_length=200)  # end user, for budgets and the ledger
-    # sent by useChat alongside `messages`
-    id: str | None = Field(None, max_length=128)
-    trigger: str | None = None
-    messageId: str | None = None  # noqa: N815 - the AI SDK's spelling
 
 
 @app.post(RagRequest)

@@ -6,27 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
+from tests.ai_sdk import needs_node, parse_with_ai_sdk
 from tests.fakes.provider_server import Reply
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
-SCRIPT = NODE_DIR / "check_ui_stream.mjs"
-NODE = shutil.which("node")
-
-pytestmark = [pytest.mark.node, pytest.mark.skipif(NODE is None, reason="Node.js is not installed")]
-
-
-def parse_with_ai_sdk(stream: bytes) -> dict:
-    if not (NODE_DIR / "node_modules" / "ai").is_dir():
-        pytest.fail("the ai npm package is not installed: run `make node-deps` (npm install in tests/node)")
-    done = subprocess.run([NODE, str(SCRIPT)], input=stream, capture_output=True, cwd=NODE_DIR, timeout=60)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    return json.loads(done.stdout)
+pytestmark = [pytest.mark.node, needs_node]
 
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

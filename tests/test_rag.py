@@ -6,17 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from lib import db
 from lib.config import get_settings
+from tests.ai_sdk import NODE, NODE_DIR, needs_node, parse_with_ai_sdk, require_ai_package
 from tests.fakes.provider_server import Reply
-
-NODE_DIR = Path(__file__).parent / "node"
 
 WARRANTY = """# Warranty
 
@@ -216,6 +213,7 @@ def test_answer_with_citations_through_a_provider(client, manuals, fake_provider
 def run_ai_sdk_client(url: str, body: dict, messages: list[dict]) -> dict:
     """POST like useChat's DefaultChatTransport and read the stream with the AI SDK's own parser;
     returns the assembled UIMessage (the parser throws on any chunk outside its schema)."""
+    require_ai_package()
     script = """
 import { DefaultChatTransport, readUIMessageStream } from 'ai';
 const transport = new DefaultChatTransport({ api: process.env.RAG_URL, body: JSON.parse(process.env.RAG_BODY) });
@@ -226,16 +224,11 @@ for await (const message of readUIMessageStream({ stream, onError: (e) => { thro
 console.log(JSON.stringify(last));
 """
     done = subprocess.run(
-        ["node", "--input-type=module", "-e", script], cwd=NODE_DIR, capture_output=True, text=True,
+        [NODE, "--input-type=module", "-e", script], cwd=NODE_DIR, capture_output=True, text=True,
         timeout=60, env={**os.environ, "RAG_URL": url, "RAG_BODY": json.dumps(body),
                          "RAG_MESSAGES": json.dumps(messages)})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (NODE_DIR / "node_modules" / "ai").exists(),
-    reason="needs node and the ai package in tests/node (make node-deps)")
 
 
 @pytest.mark.node
@@ -281,6 +274,107 @@ def test_ui_stream_headers_and_parts(client, manuals) -> None:
     types = [json.loads(e)["type"] for e in events[:-1]]
     assert types[:3] == ["start", "start-step", "text-start"]
     assert "source-document" in types and types[-2:] == ["finish-step", "finish"]
+
+
+def sse_chunks(body: str) -> list:
+    return [line[6:] if line == "data: [DONE]" else json.loads(line[6:])
+            for line in body.splitlines() if line.startswith("data: ")]
+
+
+def kinds(chunks: list) -> list[str]:
+    return [c if isinstance(c, str) else c["type"] for c in chunks]
+
+
+def test_ui_stream_echoes_the_request_message_id(client, manuals) -> None:
+    """useChat sends `messageId` when it regenerates a message; `start` must name that message."""
+    messages = [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "How do I descale it?"}]}]
+    r = client.post("/api/rag", json={"messages": messages, "namespace": "manuals", "id": "chat-regen",
+                                      "trigger": "regenerate-message", "messageId": "msg-regen-7"})
+    assert sse_chunks(r.text)[0] == {"type": "start", "messageId": "msg-regen-7"}
+
+
+def test_ui_stream_finish_reason_is_what_happened(client, manuals, fake_provider) -> None:
+    fake_provider.queue(Reply(text="The kettle has a two-year", finish_reason="length"))
+    r = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                      "model": "openai/gpt-4o-mini", "stream": True})
+    finish = sse_chunks(r.text)[-2]
+    assert finish["type"] == "finish" and finish["messageMetadata"]["finishReason"] == "length"
+    extractive = client.post("/api/rag", json={"query": "How do I descale the kettle?", "namespace": "manuals",
+                                               "stream": True})
+    assert sse_chunks(extractive.text)[-2]["messageMetadata"]["finishReason"] == "stop"
+
+
+def test_rag_streams_the_chunks_ai_execute_streams(client, manuals, fake_provider) -> None:
+    """One encoder: the same model reply gives the same chunks from both functions, rag adding only
+    its sources before `finish` (ids of the message and the metadata aside)."""
+    def shape(chunks: list) -> list:
+        return [c if isinstance(c, str) else {k: v for k, v in c.items() if k not in ("messageId", "messageMetadata")}
+                for c in chunks if isinstance(c, str) or c["type"] not in ("source-document", "source-url")]
+
+    fake_provider.queue(Reply(text="Two years [1]."), Reply(text="Two years [1]."))
+    rag = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                        "model": "openai/gpt-4o-mini", "stream": True})
+    chat = client.post("/api/ai_execute", json={"prompt": "How long is the warranty?",
+                                                "model": "openai/gpt-4o-mini", "stream": True})
+    assert "source-document" in kinds(sse_chunks(rag.text))
+    assert shape(sse_chunks(rag.text)) == shape(sse_chunks(chat.text))
+
+
+@pytest.mark.parametrize("protocol", ["text", "ui"])
+def test_streams_are_not_buffered_like_ai_execute(client, manuals, fake_provider, protocol: str) -> None:
+    """Proxies (nginx) buffer a response unless told not to; both functions tell them the same way."""
+    fake_provider.queue(Reply(text="just the words"))
+    chat = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini", "stream": True,
+                                                "protocol": protocol})
+    rag = client.post("/api/rag", json={"query": "How do I descale the kettle?", "namespace": "manuals",
+                                        "stream": True, "protocol": protocol})
+    assert rag.headers["x-accel-buffering"] == "no"
+    assert rag.headers["cache-control"] == "no-cache, no-transform"
+    for name in ("content-type", "cache-control", "x-accel-buffering"):
+        assert rag.headers[name] == chat.headers[name], name
+
+
+def test_a_stream_cut_off_midway_ends_with_an_error_part(client, manuals, fake_provider) -> None:
+    fake_provider.queue(Reply(text="The kettle has a two-year warranty [1].", cut_after=2))
+    r = client.post("/api/rag", json={"query": "How long is the warranty?", "namespace": "manuals",
+                                      "model": "openai/gpt-4o-mini", "stream": True, "conversation_id": "chat-cut"})
+    assert r.status_code == 200
+    chunks = sse_chunks(r.text)
+    assert kinds(chunks)[-3:] == ["text-end", "error", "[DONE]"] and "finish" not in kinds(chunks)
+    assert "broke off" in chunks[-2]["errorText"]
+
+    async def turns():
+        try:
+            async with db.connect() as conn:
+                cur = await conn.execute("SELECT count(*) FROM conversation_turns WHERE conversation_id = 'chat-cut'")
+                return (await cur.fetchone())[0]
+        finally:
+            await db.close_pools()
+
+    assert asyncio.run(turns()) == 0  # a broken answer is not stored in the conversation
+
+
+def test_an_answer_the_client_abandons_is_still_recorded(client, manuals, fake_provider, database) -> None:
+    import time
+
+    import psycopg
+
+    fake_provider.queue(Reply(text="The kettle has a two-year warranty, as the policy says [1].",
+                              chunk_delay_s=0.3))
+    body = {"query": "How long is the warranty?", "namespace": "manuals", "model": "openai/gpt-4o-mini",
+            "stream": True}
+    with client.stream("POST", "/api/rag", json=body) as response:
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if '"text-delta"' in line:
+                break  # the user closed the tab after the first words
+    deadline, rows = time.monotonic() + 10, []
+    while time.monotonic() < deadline and not rows:
+        with psycopg.connect(database) as conn:
+            rows = conn.execute("SELECT error_code FROM usage_ledger WHERE request_id = %s",
+                                (request_id,)).fetchall()
+        time.sleep(0.1)
+    assert rows == [("client_closed",)], "an abandoned answer spent tokens but left no ledger row"
 
 
 # --- conversations ----------------------------------------------------------------------------
@@ -364,10 +458,7 @@ def test_streamed_answer_passes_the_strict_chunk_check(client, manuals, fake_pro
     fake_provider.queue(Reply(text="Descale monthly [1]. Two-year warranty [2]."))
     raw = client.post("/api/rag", json={"query": "descale and warranty", "namespace": "manuals", "top_k": 4,
                                         "model": "openai/gpt-4o-mini", "stream": True}).content
-    done = subprocess.run(["node", str(NODE_DIR / "check_ui_stream.mjs")], input=raw, capture_output=True,
-                          cwd=NODE_DIR, timeout=60)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    parsed = json.loads(done.stdout)
+    parsed = parse_with_ai_sdk(raw)  # asserts the harness exits 0
     assert parsed["errors"] == []
     sources = [p for p in parsed["message"]["parts"] if p["type"] == "source-document"]
     assert len(sources) == 2 and {s["filename"] for s in sources} == {"care.md", "kettle.md"}

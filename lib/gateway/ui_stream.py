@@ -1,4 +1,11 @@
-"""Encoders for streamed answers: the AI SDK UI message stream that `useChat` reads, and plain text.
+"""Streamed answers as the AI SDK UI message stream that `useChat` reads, or as plain text: the one
+encoder every function that streams an answer goes through.
+
+    return await stream_response(events, protocol=body.protocol, message_id=body.messageId)
+
+`events` are the chain's: `TextDelta`, `ToolCallStarted`, `ToolCallReady`, `StreamFinished`, then
+`ChatCompleted` or `StreamFailed`. An answer that is more than a chat (rag's, with citations) ends
+with a `MessageFinished` instead of `ChatCompleted`, carrying its own parts and metadata.
 
 The UI message stream is SSE (`data: {json}` events, ending with `data: [DONE]`) with the header
 `x-vercel-ai-ui-message-stream: v1`. Each chunk carries only keys the AI SDK v5 schema allows
@@ -9,7 +16,7 @@ The UI message stream is SSE (`data: {json}` events, ending with `data: [DONE]`)
     source-url{sourceId,url,title?} source-document{sourceId,mediaType,title,filename?}
     finish-step finish{messageMetadata} | error{errorText}
 
-Callers (answers with citations) add parts just before `finish` with `before_finish`:
+Parts can also be added just before `finish` with `before_finish`:
 
     ui_message_response(events, before_finish=lambda: [source_url_part("s1", url, title)])
 """
@@ -18,8 +25,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from lib import errors
 from lib.gateway.chain import ChatCompleted, StreamFailed
 from lib.providers.types import StreamFinished, TextDelta, ToolCallReady, ToolCallStarted
 from lib.web import StreamingResponse, sse_response
@@ -29,7 +38,21 @@ UI_STREAM_HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
 _UI_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool-calls",
               "content_filter": "content-filter", "error": "error", "other": "other"}
 
+# the plain text protocol's headers; sse_response sets the same ones for the UI message stream
+_NO_BUFFERING = {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"}
+
 ExtraParts = Callable[[], Iterable[dict[str, Any]] | Awaitable[Iterable[dict[str, Any]]]]
+
+
+@dataclass
+class MessageFinished:
+    """The last event of an answer that says more than the chat did (citations, a conversation):
+    `parts` go out just before `finish`, and `metadata` joins `finishReason` in its
+    `messageMetadata`. `finish_reason` is in our words (`lib.providers.types`)."""
+
+    finish_reason: str
+    metadata: dict[str, Any]
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def source_url_part(source_id: str, url: str, title: str | None = None) -> dict[str, Any]:
@@ -47,12 +70,23 @@ def source_document_part(source_id: str, title: str, media_type: str = "text/pla
     return part
 
 
+def ui_finish_reason(finish_reason: str) -> str:
+    return _UI_FINISH.get(finish_reason, "other")
+
+
 def finish_metadata(result: Any) -> dict[str, Any]:
     """What the client gets in `finish.messageMetadata`: usage, cost and who answered."""
     r = result.response
-    return {"finishReason": _UI_FINISH.get(r.finish_reason, "other"), "model": result.model,
+    return {"finishReason": ui_finish_reason(r.finish_reason), "model": result.model,
             "provider": result.provider, "usage": r.usage.as_dict(), "costUsd": result.cost_usd,
             "latencyMs": round(result.latency_ms, 1), "cached": result.cached}
+
+
+def _finish(event: ChatCompleted | MessageFinished) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The parts that go just before `finish`, and `finish.messageMetadata`."""
+    if isinstance(event, MessageFinished):
+        return list(event.parts), {"finishReason": ui_finish_reason(event.finish_reason), **event.metadata}
+    return [], finish_metadata(event.result)
 
 
 async def ui_message_chunks(events: AsyncIterator[Any], *, message_id: str | None = None,
@@ -70,50 +104,58 @@ async def ui_message_chunks(events: AsyncIterator[Any], *, message_id: str | Non
         ended, text_id = {"type": "text-end", "id": text_id}, None
         return [ended]
 
-    async for event in events:
-        if isinstance(event, TextDelta):
-            if text_id is None:
-                parts += 1
-                text_id = f"text-{parts}"
-                yield {"type": "text-start", "id": text_id}
-            yield {"type": "text-delta", "id": text_id, "delta": event.text}
-        elif isinstance(event, ToolCallStarted):
-            for chunk in end_text():
-                yield chunk
-            yield {"type": "tool-input-start", "toolCallId": event.id, "toolName": event.name}
-        elif isinstance(event, ToolCallReady):
-            for chunk in end_text():
-                yield chunk
-            yield {"type": "tool-input-available", "toolCallId": event.call.id, "toolName": event.call.name,
-                   "input": event.call.parsed_arguments()}
-        elif isinstance(event, StreamFinished):
-            for chunk in end_text():
-                yield chunk
-        elif isinstance(event, StreamFailed):
-            for chunk in end_text():
-                yield chunk
-            yield {"type": "error", "errorText": event.message}
-            yield "[DONE]"
-            return
-        elif isinstance(event, ChatCompleted):
-            for chunk in end_text():
-                yield chunk
-            if before_finish is not None:
-                extra = before_finish()
-                if hasattr(extra, "__await__"):
-                    extra = await extra
+    try:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                if text_id is None:
+                    parts += 1
+                    text_id = f"text-{parts}"
+                    yield {"type": "text-start", "id": text_id}
+                yield {"type": "text-delta", "id": text_id, "delta": event.text}
+            elif isinstance(event, ToolCallStarted):
+                for chunk in end_text():
+                    yield chunk
+                yield {"type": "tool-input-start", "toolCallId": event.id, "toolName": event.name}
+            elif isinstance(event, ToolCallReady):
+                for chunk in end_text():
+                    yield chunk
+                yield {"type": "tool-input-available", "toolCallId": event.call.id,
+                       "toolName": event.call.name, "input": event.call.parsed_arguments()}
+            elif isinstance(event, StreamFinished):
+                for chunk in end_text():
+                    yield chunk
+            elif isinstance(event, StreamFailed):
+                for chunk in end_text():
+                    yield chunk
+                yield {"type": "error", "errorText": event.message}
+                yield "[DONE]"
+                return
+            elif isinstance(event, ChatCompleted | MessageFinished):
+                for chunk in end_text():
+                    yield chunk
+                extra, metadata = _finish(event)
+                if before_finish is not None:
+                    more = before_finish()
+                    if hasattr(more, "__await__"):
+                        more = await more
+                    extra += more
                 for part in extra:
                     yield part
-            yield {"type": "finish-step"}
-            yield {"type": "finish", "messageMetadata": finish_metadata(event.result)}
+                yield {"type": "finish-step"}
+                yield {"type": "finish", "messageMetadata": metadata}
+    except errors.ApiError as exc:  # after the first chunk the status is sent: say it in the stream
+        for chunk in end_text():
+            yield chunk
+        yield {"type": "error", "errorText": exc.message}
     yield "[DONE]"
 
 
 def ui_message_response(events: AsyncIterator[Any], *, message_id: str | None = None,
-                        before_finish: ExtraParts | None = None) -> StreamingResponse:
+                        before_finish: ExtraParts | None = None,
+                        headers: dict[str, str] | None = None) -> StreamingResponse:
     """The UI message stream as an SSE response `useChat` reads directly."""
     return sse_response(ui_message_chunks(events, message_id=message_id, before_finish=before_finish),
-                        UI_STREAM_HEADERS)
+                        {**UI_STREAM_HEADERS, **(headers or {})})
 
 
 async def text_chunks(events: AsyncIterator[Any]) -> AsyncIterator[str]:
@@ -124,7 +166,34 @@ async def text_chunks(events: AsyncIterator[Any]) -> AsyncIterator[str]:
             yield event.text
 
 
-def text_response(events: AsyncIterator[Any]) -> StreamingResponse:
-    return StreamingResponse(text_chunks(events), 200,
-                             {"cache-control": "no-cache, no-transform", "x-accel-buffering": "no"},
+def text_response(events: AsyncIterator[Any], headers: dict[str, str] | None = None) -> StreamingResponse:
+    return StreamingResponse(text_chunks(events), 200, {**_NO_BUFFERING, **(headers or {})},
                              "text/plain; charset=utf-8")
+
+
+async def started(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The same events, with the first one already produced: whatever refuses or fails before it
+    (a budget, a rate limit, every model down) is raised here, while the answer can still be a
+    JSON error with its status. Closing the result closes `events`, so a client that goes away
+    stops the provider stream too."""
+    first = await anext(events)
+
+    async def chained() -> AsyncIterator[Any]:
+        try:
+            yield first
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    return chained()
+
+
+async def stream_response(events: AsyncIterator[Any], *, protocol: str = "ui", message_id: str | None = None,
+                          headers: dict[str, str] | None = None) -> StreamingResponse:
+    """A streamed answer, once its first event is there (see `started`): plain text with
+    `protocol="text"`, else the UI message stream. `message_id` is `useChat`'s `messageId`."""
+    events = await started(events)
+    if protocol == "text":
+        return text_response(events, headers)
+    return ui_message_response(events, message_id=message_id, headers=headers)

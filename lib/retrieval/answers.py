@@ -1,8 +1,11 @@
 """Questions answered from the documents: retrieve, pack the context, answer with citations.
 
     prepared = await prepare(question, settings)      # conversation, query rewrite, search, packing
-    result = await answer(prepared, settings)         # {"answer", "citations", "usage", ...}
-    async for event in stream_answer(prepared, settings): ...   # TextPiece ... then Finished
+    result = await answer(prepared, settings)         # Finished: answer, citations, usage, cost...
+    async for event in stream_answer(prepared, settings): ...   # TextDelta... then Finished
+
+Models other than the extractive one run through `lib.gateway.chain`, like `/api/ai_execute`:
+retries, fallbacks, budgets, the cache and the usage ledger.
 
 Everything that can fail because of the request (a bad filter, an unknown conversation) happens in
 `prepare`, before a stream starts, so it is still a clean 4xx. The model `local/extractive` answers
@@ -12,11 +15,13 @@ without any provider: the best sentences of the passages, labelled as such.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lib import db
+from lib import db, errors
 from lib.config import Settings
+from lib.providers.types import STOP, ChatRequest, Message, TextDelta
 from lib.retrieval.context import (
     NO_ANSWER,
     Citation,
@@ -28,6 +33,9 @@ from lib.retrieval.context import (
 )
 from lib.retrieval.conversations import Turn, append_turns, load_history, open_conversation, trim_history
 from lib.retrieval.search import SearchHit, SearchOptions, search
+
+if TYPE_CHECKING:
+    from lib.gateway.chain import CallContext, ChatCall, ChatResult, StreamFailed
 
 EXTRACTIVE_MODEL = "local/extractive"
 REWRITE_PROMPT = (
@@ -67,11 +75,6 @@ class Prepared:
 
 
 @dataclass
-class TextPiece:
-    text: str
-
-
-@dataclass
 class Finished:
     """The end of a streamed answer: what the JSON response would carry besides the text."""
 
@@ -82,6 +85,7 @@ class Finished:
     model: str
     conversation_id: str | None
     extractive: bool
+    finish_reason: str = STOP  # the model's, in our words (lib.providers.types); STOP when extractive
 
 
 def choose_model(requested: str | None, settings: Settings) -> str:
@@ -129,26 +133,28 @@ async def prepare(question: Question, settings: Settings) -> Prepared:
                     rewrite_usage, rewrite_cost)
 
 
-# --- the language model -----------------------------------------------------------------------
+# --- the language model, through the gateway's chain (retries, fallbacks, budgets, cache, ledger) ---
 
 
-def _messages(history: list[Turn], final_user: str) -> list[dict[str, str]]:
-    return [{"role": t.role, "content": t.content} for t in history] + [{"role": "user", "content": final_user}]
+def _chat_call(model: str, system: str, messages: list[Message], question: Question, *,
+               max_tokens: int | None, temperature: float | None) -> ChatCall:
+    from lib.gateway.chain import ChatCall
+
+    chat = ChatRequest(model="", messages=messages, system=system, max_tokens=max_tokens,
+                       temperature=temperature, user=question.user_id)
+    return ChatCall([model], chat)
 
 
-async def rewrite_query(question: Question, history: list[Turn], model: str,
-                        settings: Settings) -> tuple[str, dict[str, int], float]:
-    """A standalone search query for a follow-up question, using the earlier turns."""
-    from lib.retrieval.answer_llm import complete
+def _call_context(question: Question, settings: Settings) -> CallContext:
+    from lib.gateway.chain import CallContext
 
-    transcript = "\n".join(f"{t.role}: {t.content}" for t in history[-6:])
-    prompt = f"Conversation:\n{transcript}\n\nLast question: {question.query}"
-    reply = await complete(model, REWRITE_PROMPT, [{"role": "user", "content": prompt}], settings,
-                           caller=question.caller, user_id=question.user_id,
-                           request_id=question.request_id, max_tokens=100,
-                           temperature=0.0)
-    rewritten = reply.text.strip().strip('"').strip()
-    return (rewritten or question.query), reply.usage, reply.cost_usd
+    return CallContext(settings, question.request_id, question.user_id, question.caller)
+
+
+def _usage(result: ChatResult) -> dict[str, int]:
+    usage = result.response.usage
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens}
 
 
 def _add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -156,51 +162,76 @@ def _add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: int(a.get(k, 0)) + int(b.get(k, 0)) for k in keys}
 
 
-def _no_context(prepared: Prepared) -> bool:
-    return not prepared.passages
+async def rewrite_query(question: Question, history: list[Turn], model: str,
+                        settings: Settings) -> tuple[str, dict[str, int], float]:
+    """A standalone search query for a follow-up question, using the earlier turns."""
+    from lib.gateway.chain import complete_chat
+
+    transcript = "\n".join(f"{t.role}: {t.content}" for t in history[-6:])
+    prompt = f"Conversation:\n{transcript}\n\nLast question: {question.query}"
+    call = _chat_call(model, REWRITE_PROMPT, [Message("user", prompt)], question, max_tokens=100,
+                      temperature=0.0)
+    result = await complete_chat(call, _call_context(question, settings))
+    rewritten = result.response.text.strip().strip('"').strip()
+    return (rewritten or question.query), _usage(result), result.cost_usd or 0.0
+
+
+# --- the answer ---------------------------------------------------------------------------------
 
 
 async def answer(prepared: Prepared, settings: Settings) -> Finished:
     """The whole answer at once."""
     finished: Finished | None = None
-    async for event in stream_answer(prepared, settings):
-        if isinstance(event, Finished):
-            finished = event
+    async with aclosing(stream_answer(prepared, settings)) as events:
+        async for event in events:
+            if isinstance(event, Finished):
+                finished = event
+            elif not isinstance(event, TextDelta):  # the model's stream broke off
+                raise errors.UpstreamError(event.message, code=event.code)
     assert finished is not None
     return finished
 
 
-async def stream_answer(prepared: Prepared, settings: Settings) -> AsyncIterator[TextPiece | Finished]:
-    """The answer as text pieces, then one `Finished` with citations, usage and cost.
+async def stream_answer(prepared: Prepared,
+                        settings: Settings) -> AsyncIterator[TextDelta | StreamFailed | Finished]:
+    """The answer as text deltas, then one `Finished` with citations, usage and cost; or, when the
+    model's stream breaks off after its first token, a `StreamFailed` instead of `Finished`.
     The question and answer are stored in the conversation once the answer is complete."""
     question = prepared.question
     usage: dict[str, int] = _add_usage({}, prepared.rewrite_usage)
     cost = prepared.rewrite_cost
+    finish_reason = STOP
     citations: list[Citation]
     extractive = prepared.model == EXTRACTIVE_MODEL
-    if _no_context(prepared):
+    if not prepared.passages:
         text = NO_ANSWER
         citations = []
-        yield TextPiece(text)
+        yield TextDelta(text)
     elif extractive:
         extract = extractive_answer(question.query, prepared.passages)
         text, citations = extract.text, extract.citations
-        yield TextPiece(text)
+        yield TextDelta(text)
     else:
-        from lib.retrieval.answer_llm import stream
+        from lib.gateway.chain import ChatCompleted, StreamFailed, stream_chat
 
         system, user_message = build_prompt(question.query, prepared.passages)
+        messages = [Message(t.role, t.content) for t in prepared.history] + [Message("user", user_message)]
+        call = _chat_call(prepared.model, system, messages, question, max_tokens=question.max_tokens,
+                          temperature=question.temperature)
         pieces: list[str] = []
-        async for event in stream(prepared.model, system, _messages(prepared.history, user_message),
-                                  settings, caller=question.caller, user_id=question.user_id,
-                                  request_id=question.request_id,
-                                  max_tokens=question.max_tokens, temperature=question.temperature):
-            if isinstance(event, str):
-                pieces.append(event)
-                yield TextPiece(event)
-            else:
-                usage = _add_usage(usage, event.usage)
-                cost += event.cost_usd
+        # closed as soon as we are: a client that goes away stops the provider stream too
+        async with aclosing(stream_chat(call, _call_context(question, settings))) as events:
+            async for event in events:
+                if isinstance(event, TextDelta) and event.text:
+                    pieces.append(event.text)
+                    yield event
+                elif isinstance(event, StreamFailed):
+                    yield event  # recorded by the chain; a broken answer is not stored
+                    return
+                elif isinstance(event, ChatCompleted):
+                    usage = _add_usage(usage, _usage(event.result))
+                    cost += event.result.cost_usd or 0.0
+                    finish_reason = event.result.response.finish_reason
         text = "".join(pieces)
         citations = cite(text, prepared.passages)
     cited = [c.to_json() for c in citations]
@@ -209,4 +240,5 @@ async def stream_answer(prepared: Prepared, settings: Settings) -> AsyncIterator
             await append_turns(conn, prepared.conversation_id,
                                [Turn("user", question.query), Turn("assistant", text, cited)],
                                namespace=question.options.namespace, caller=question.caller)
-    yield Finished(text, cited, usage, round(cost, 8), prepared.model, prepared.conversation_id, extractive)
+    yield Finished(text, cited, usage, round(cost, 8), prepared.model, prepared.conversation_id, extractive,
+                   finish_reason)

@@ -1,33 +1,37 @@
 """The rag function's edge: request fields -> a Question, and the result -> JSON or a stream.
 
-A streamed answer is the AI SDK UI message stream: text parts, then one `source-document` (or
-`source-url`, for sources that are web addresses) per citation, then `finish` whose
-`messageMetadata` carries citations, usage, cost and the conversation id.
+A stream goes through the same encoder as `/api/ai_execute` (`lib.gateway.ui_stream`). In the AI
+SDK UI message stream, the answer's text is followed by one `source-document` (or `source-url`,
+for sources that are web addresses) per citation, then `finish` whose `messageMetadata` carries
+the finish reason, citations, usage, cost and the conversation id.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.retrieval.answers import (
     Finished,
     Prepared,
     Question,
-    TextPiece,
     answer,
     prepare,
     run_search,
     stream_answer,
 )
 from lib.retrieval.conversations import Turn
+from lib.retrieval.request import ChatMessage, RagRequest
 from lib.retrieval.search import SearchOptions
-from lib.web import Request, StreamingResponse, sse_response
+from lib.web import Request, StreamingResponse
+
+if TYPE_CHECKING:
+    from lib.gateway.ui_stream import MessageFinished
 
 
-def message_text(message: Any) -> str:
+def message_text(message: ChatMessage) -> str:
     """The text of a useChat UIMessage (its text parts) or of a `{role, content}` message."""
     if message.parts:
         return "".join(p.get("text", "") for p in message.parts
@@ -35,7 +39,7 @@ def message_text(message: Any) -> str:
     return message.content or ""
 
 
-def question_and_history(body: Any) -> tuple[str, list[Turn] | None]:
+def question_and_history(body: RagRequest) -> tuple[str, list[Turn] | None]:
     """The question (`query`, else the last user message) and the client's earlier turns."""
     history: list[Turn] | None = None
     if body.messages:
@@ -51,7 +55,7 @@ def question_and_history(body: Any) -> tuple[str, list[Turn] | None]:
     return body.query, history
 
 
-def search_options(body: Any) -> SearchOptions:
+def search_options(body: RagRequest) -> SearchOptions:
     weights = body.weights
     return SearchOptions(
         namespace=body.namespace, top_k=body.top_k, mode=body.mode, filter=body.filter,
@@ -62,7 +66,7 @@ def search_options(body: Any) -> SearchOptions:
     )
 
 
-async def answer_request(request: Request, body: Any) -> Any:
+async def answer_request(request: Request, body: RagRequest) -> dict[str, Any] | StreamingResponse:
     settings = request.settings
     query, history = question_and_history(body)
     options = search_options(body)
@@ -79,26 +83,11 @@ async def answer_request(request: Request, body: Any) -> Any:
     streaming = body.stream if body.stream is not None else body.messages is not None
     if not streaming:
         return answer_json(prepared, await answer(prepared, settings))
-    # Wait for the first piece before answering: until then a refusal or a provider failure
-    # (budget, rate limit, every model down) is still a JSON error with the right status.
-    events = await started(stream_answer(prepared, settings))
-    if body.protocol == "text":
-        return StreamingResponse(_text_chunks(events),
-                                 headers={"cache-control": "no-cache, no-transform",
-                                          "x-conversation-id": prepared.conversation_id or ""})
-    return ui_stream_response(events, prepared)
+    from lib.gateway.ui_stream import stream_response  # it brings the model chain, which a search never needs
 
-
-async def started(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[TextPiece | Finished]:
-    """The same events, with the first one already produced."""
-    first = await anext(events)
-
-    async def chained() -> AsyncIterator[TextPiece | Finished]:
-        yield first
-        async for event in events:
-            yield event
-
-    return chained()
+    return await stream_response(ui_events(stream_answer(prepared, settings)), protocol=body.protocol,
+                                 message_id=body.messageId,
+                                 headers={"x-conversation-id": prepared.conversation_id or ""})
 
 
 def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
@@ -114,10 +103,22 @@ def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
     }
 
 
-async def _text_chunks(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[str]:
-    async for event in events:
-        if isinstance(event, TextPiece):
-            yield event.text
+async def ui_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The answer's events as the encoder reads them: its `Finished` becomes a `MessageFinished`."""
+    async with aclosing(events):
+        async for event in events:
+            yield message_finished(event) if isinstance(event, Finished) else event
+
+
+def message_finished(finished: Finished) -> MessageFinished:
+    """A source part per citation before `finish`, and what `finish.messageMetadata` carries."""
+    from lib.gateway.ui_stream import MessageFinished
+
+    return MessageFinished(finished.finish_reason, {
+        "model": finished.model, "usage": finished.usage, "costUsd": finished.cost_usd,
+        "citations": finished.citations, "conversationId": finished.conversation_id,
+        "extractive": finished.extractive,
+    }, [source_part(citation) for citation in finished.citations])
 
 
 def source_part(citation: dict[str, Any]) -> dict[str, Any]:
@@ -130,39 +131,3 @@ def source_part(citation: dict[str, Any]) -> dict[str, Any]:
     if source.startswith(("http://", "https://")):
         return source_url_part(source_id, source, title)
     return source_document_part(source_id, title, filename=source.rsplit("/", 1)[-1] or None)
-
-
-def ui_stream_response(events: AsyncIterator[TextPiece | Finished], prepared: Prepared) -> StreamingResponse:
-    async def framed() -> AsyncIterator[dict[str, Any] | str]:
-        async for part in _ui_parts(events):
-            yield part
-        yield "[DONE]"
-
-    from lib.gateway.ui_stream import UI_STREAM_HEADERS
-
-    return sse_response(framed(), headers={**UI_STREAM_HEADERS,
-                                           "x-conversation-id": prepared.conversation_id or ""})
-
-
-async def _ui_parts(events: AsyncIterator[TextPiece | Finished]) -> AsyncIterator[dict[str, Any]]:
-    """The UI message stream parts of one answer, without the SSE framing."""
-    text_id = uuid.uuid4().hex
-    yield {"type": "start", "messageId": uuid.uuid4().hex}
-    yield {"type": "start-step"}
-    yield {"type": "text-start", "id": text_id}
-    try:
-        async for event in events:
-            if isinstance(event, TextPiece):
-                if event.text:
-                    yield {"type": "text-delta", "id": text_id, "delta": event.text}
-                continue
-            yield {"type": "text-end", "id": text_id}
-            for citation in event.citations:
-                yield source_part(citation)
-            yield {"type": "finish-step"}
-            yield {"type": "finish", "messageMetadata": {
-                "finishReason": "stop", "model": event.model, "usage": event.usage,
-                "costUsd": event.cost_usd, "citations": event.citations,
-                "conversationId": event.conversation_id, "extractive": event.extractive}}
-    except errors.ApiError as exc:
-        yield {"type": "error", "errorText": exc.message}
