@@ -56,7 +56,7 @@ LOCAL_ONLY = {
     "sentence_transformers": "the optional offline embedder (requirements-local-model.txt)",
 }
 # Imported directly, installed by the listed package that pins it.
-INSTALLED_WITH = {"botocore": "boto3"}
+INSTALLED_WITH = {"botocore": "boto3", "httpx": "groq", "httpx2": "anthropic"}
 
 # Run as `python -I -S -c CHILD`: no site-packages (so not the .venv and its path file pointing
 # at this checkout), no PYTHON* variables, no current folder. Then the bundle goes first on the
