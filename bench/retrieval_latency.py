@@ -157,11 +157,11 @@ async def measure(chunks: int, queries: int) -> dict:
             for i in range(min(queries, 100)):
                 vector = {MODEL: query_vectors[i].tolist()}
                 started = time.perf_counter()
-                approx, _ = await rank(conn, "", SearchOptions(namespace=NAMESPACE, top_k=10, mode="vector",
+                approx, _, _ = await rank(conn, "", SearchOptions(namespace=NAMESPACE, top_k=10, mode="vector",
                                                               ef_search=ef_search), settings, vector)
                 approx_times.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                exact, _ = await rank(conn, "", SearchOptions(namespace=NAMESPACE, top_k=10, mode="vector",
+                exact, _, _ = await rank(conn, "", SearchOptions(namespace=NAMESPACE, top_k=10, mode="vector",
                                                              exact=True), settings, vector)
                 exact_times.append((time.perf_counter() - started) * 1000)
                 found.append(len({c for c, _ in approx} & {c for c, _ in exact}) / 10)

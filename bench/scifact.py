@@ -163,7 +163,7 @@ async def evaluate(queries: list[dict], qrels: dict, settings) -> list[dict]:
                                         keyword_weight=kw, vector_weight=vw, k1=k1, b=b, candidates=300,
                                         ef_search=300)
                 started = time.perf_counter()
-                ranking, _ = await rank(conn, query["text"], options, settings, {MODEL: vector})
+                ranking, _, _ = await rank(conn, query["text"], options, settings, {MODEL: vector})
                 latencies.append(time.perf_counter() - started)
                 documents: list[str] = []
                 for chunk_id, _score in ranking:

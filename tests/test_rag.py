@@ -488,3 +488,22 @@ def test_per_user_budget_applies_to_answers(client, manuals, fake_provider, env)
     assert refused.status_code == 402 and "budget-user-rag" in refused.json()["error"]["message"]
     fake_provider.queue(Reply(text="Two years [1]."))
     assert client.post("/api/rag", json={**body, "user": "someone-else"}).status_code == 200
+
+
+def test_hybrid_search_answers_from_keywords_when_the_embedding_model_is_unavailable(client, manuals, fake_provider,
+                                                                                      env):
+    doc = {"filename": "kettle.md", "content": WARRANTY, "namespace": "degraded",
+           "embedding_model": "openai/text-embedding-3-small"}
+    assert client.post("/api/upload", json=doc).status_code == 200
+    fake_provider.queue(*[Reply(status=503, json={"error": {"message": "down", "type": "server_error"}})] * 10)
+    ask = {"query": "how long is the warranty", "namespace": "degraded", "answer": False}
+    found = client.post("/api/rag", json=ask)
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["mode"] == "keyword" and "embedding model is unavailable" in body["notice"]
+    assert body["results"] and "warranty" in body["results"][0]["text"].lower()
+    env(OPENAI_API_KEY=None)  # no key at all: the same fallback, now a configuration error
+    again = client.post("/api/rag", json=ask).json()
+    assert again["mode"] == "keyword" and again["results"]
+    healthy = client.post("/api/rag", json={**ask, "namespace": "manuals"}).json()
+    assert healthy["mode"] == "hybrid" and "notice" not in healthy

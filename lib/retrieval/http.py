@@ -73,7 +73,7 @@ async def answer_request(request: Request, body: RagRequest) -> dict[str, Any] |
     if not body.answer:
         hits = await run_search(query, options, settings)
         return {"results": [hit.to_json() for hit in hits], "query": query,
-                "namespace": body.namespace, "mode": body.mode}
+                "namespace": body.namespace, **hits.report()}
     question = Question(
         query=query, options=options, model=body.model, history=history,
         conversation_id=body.conversation_id or body.id, caller=request.caller, user_id=body.user,
@@ -85,7 +85,8 @@ async def answer_request(request: Request, body: RagRequest) -> dict[str, Any] |
         return answer_json(prepared, await answer(prepared, settings))
     from lib.gateway.ui_stream import stream_response  # it brings the model chain, which a search never needs
 
-    return await stream_response(ui_events(stream_answer(prepared, settings)), protocol=body.protocol,
+    events = ui_events(stream_answer(prepared, settings), prepared.hits.report())
+    return await stream_response(events, protocol=body.protocol,
                                  message_id=body.messageId,
                                  headers={"x-conversation-id": prepared.conversation_id or ""})
 
@@ -100,24 +101,25 @@ def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
         "model": finished.model,
         "extractive": finished.extractive,
         "search_query": prepared.search_query,
+        "search": prepared.hits.report(),
     }
 
 
-async def ui_events(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def ui_events(events: AsyncIterator[Any], search: dict[str, Any]) -> AsyncIterator[Any]:
     """The answer's events as the encoder reads them: its `Finished` becomes a `MessageFinished`."""
     async with aclosing(events):
         async for event in events:
-            yield message_finished(event) if isinstance(event, Finished) else event
+            yield message_finished(event, search) if isinstance(event, Finished) else event
 
 
-def message_finished(finished: Finished) -> MessageFinished:
+def message_finished(finished: Finished, search: dict[str, Any]) -> MessageFinished:
     """A source part per citation before `finish`, and what `finish.messageMetadata` carries."""
     from lib.gateway.ui_stream import MessageFinished
 
     return MessageFinished(finished.finish_reason, {
         "model": finished.model, "usage": finished.usage, "costUsd": finished.cost_usd,
         "citations": finished.citations, "conversationId": finished.conversation_id,
-        "extractive": finished.extractive,
+        "extractive": finished.extractive, "search": search,
     }, [source_part(citation) for citation in finished.citations])
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.config import Settings
+from lib.logs import log
 from lib.retrieval.filters import compile_filter
 
 if TYPE_CHECKING:
@@ -88,6 +89,20 @@ class SearchHit:
 
 
 Ranking = list[tuple[int, float]]  # (chunk id, score), best first
+
+
+class SearchHits(list):
+    """The hits, best first, and what ran to find them: `mode` is the mode that actually ran
+    (hybrid falls back to keyword when the namespace's embedding model is unavailable), and
+    `notice` says why when it differs from the mode asked for."""
+
+    def __init__(self, hits: Sequence[SearchHit] = (), mode: str = "hybrid", notice: str | None = None) -> None:
+        super().__init__(hits)
+        self.mode = mode
+        self.notice = notice
+
+    def report(self) -> dict[str, Any]:
+        return {"mode": self.mode, **({"notice": self.notice} if self.notice else {})}
 
 
 # --- scope: namespace, documents, sources, metadata --------------------------------------------
@@ -317,8 +332,9 @@ def validate_options(options: SearchOptions) -> None:
 
 async def rank(conn: AsyncConnection, query: str, options: SearchOptions, settings: Settings,
                query_vectors: dict[str, Sequence[float]] | None = None
-               ) -> tuple[Ranking, dict[str, dict[int, float]]]:
-    """The fused ranking (not cut to top_k) and each side's scores, by chunk id."""
+               ) -> tuple[Ranking, dict[str, dict[int, float]], str | None]:
+    """The fused ranking (not cut to top_k), each side's scores by chunk id, and a notice when
+    hybrid search had to answer from keywords alone."""
     validate_options(options)
     limit = options.top_k if options.mode != "hybrid" else max(options.candidates or 0,
                                                                 4 * options.top_k, MIN_CANDIDATES)
@@ -330,9 +346,21 @@ async def rank(conn: AsyncConnection, query: str, options: SearchOptions, settin
         async def vector_side() -> Ranking:
             from lib import db
 
-            async with db.connect(settings) as other:
-                return await vector_ranking(other, query, options, limit, settings, query_vectors)
+            nonlocal notice
+            try:
+                async with db.connect(settings) as other:
+                    return await vector_ranking(other, query, options, limit, settings, query_vectors)
+            except errors.ApiError as exc:
+                if not _embedding_unavailable(exc):
+                    raise
+                # No key, the provider down, the local model missing: keywords still answer.
+                log("warning", "vector_search_unavailable", namespace=options.namespace, code=exc.code,
+                    detail=exc.message)
+                notice = (f"answered from keyword search alone: the namespace's embedding model is "
+                          f"unavailable ({exc.code})")
+                return []
 
+        notice: str | None = None
         keyword, vector = await asyncio.gather(keyword_ranking(conn, query, options, limit, settings),
                                                vector_side())
     elif options.mode == "keyword":
@@ -341,26 +369,33 @@ async def rank(conn: AsyncConnection, query: str, options: SearchOptions, settin
         vector = await vector_ranking(conn, query, options, limit, settings, query_vectors)
     sides = {"keyword": dict(keyword), "vector": dict(vector)}
     if options.mode == "keyword":
-        return keyword, sides
+        return keyword, sides, None
     if options.mode == "vector":
-        return vector, sides
+        return vector, sides, None
+    if notice is not None:
+        return keyword, sides, notice
     if options.fusion == "weighted":
         fused = fuse_weighted(keyword, vector, options.keyword_weight, options.vector_weight)
     else:
         fused = fuse_rrf(keyword, vector, options.keyword_weight, options.vector_weight)
-    return fused, sides
+    return fused, sides, None
+
+
+def _embedding_unavailable(exc: errors.ApiError) -> bool:
+    """Errors that mean the query cannot be embedded right now, as opposed to a bad request."""
+    return exc.status in (502, 503, 504) and exc.code not in ("database_busy", "service_unavailable")
 
 
 async def search(conn: AsyncConnection, query: str, options: SearchOptions, settings: Settings,
-                 query_vectors: dict[str, Sequence[float]] | None = None) -> list[SearchHit]:
+                 query_vectors: dict[str, Sequence[float]] | None = None) -> SearchHits:
     """The `top_k` best chunks for `query` in `options.namespace`, at or above `min_score`."""
     if not query.strip():
         raise errors.field_error("query", "must not be empty")
-    ranking, sides = await rank(conn, query, options, settings, query_vectors)
+    ranking, sides, notice = await rank(conn, query, options, settings, query_vectors)
     if options.min_score is not None:
         ranking = [(chunk_id, score) for chunk_id, score in ranking if score >= options.min_score]
     hits = await hydrate(conn, ranking[: options.top_k], sides)
-    if options.mode == "hybrid":
+    if options.mode == "hybrid" and notice is None:
         for hit in hits:
             hit.scores["hybrid"] = hit.score
-    return hits
+    return SearchHits(hits, "keyword" if notice else options.mode, notice)
