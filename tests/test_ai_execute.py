@@ -295,6 +295,22 @@ def test_stream_cut_off_midway_ends_with_an_error_part(client, fake_provider, da
     assert [x["status"] for x in rows] == ["error"] and rows[0]["streamed"]
 
 
+@pytest.mark.parametrize("model", list(PROVIDER_PATHS))
+def test_stream_that_ends_without_a_finish_reason_is_an_error_not_a_complete_answer(client, fake_provider,
+                                                                                      database, model) -> None:
+    # A proxy or a dropped upstream can end the body cleanly mid-answer: no finish event, no usage.
+    fake_provider.queue(Reply(text="one two three four five", end_after=2))
+    r = post(client, {"prompt": "x", "model": model, "stream": True})
+    chunks = sse_chunks(r.text)
+    kinds = [c if isinstance(c, str) else c["type"] for c in chunks]
+    assert kinds[-2:] == ["error", "[DONE]"] and "finish" not in kinds, kinds
+    rows = ledger(database, "request_id = %s", (r.headers["x-request-id"],))
+    assert [(x["status"], x["error_code"]) for x in rows] == [("error", "connection")]
+    fake_provider.queue(Reply(text="one two three four five", end_after=2))
+    whole = post(client, {"prompt": "x", "model": model})  # the same cut, not streamed: the SDK reads JSON
+    assert whole.status_code == 200  # a JSON answer arrives whole or not at all
+
+
 # --- budgets, cache, rate limits, keys -------------------------------------------------------------
 
 

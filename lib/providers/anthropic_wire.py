@@ -156,7 +156,7 @@ def read_message(message: Any) -> ChatResponse:
 async def read_events(events: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
     """Messages stream events -> our events; a tool call is ready when its content block stops."""
     calls: dict[int, ToolCall] = {}
-    usage, finish, model = Usage(), STOP, ""
+    usage, finish, model, stopped = Usage(), STOP, "", False
     async for event in events:
         kind = event.type
         if kind == "message_start":
@@ -178,6 +178,10 @@ async def read_events(events: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
         elif kind == "message_delta":
             finish = STOP_REASONS.get(event.delta.stop_reason or "", finish)
             usage = read_usage(event.usage, usage)
+        elif kind == "message_stop":
+            stopped = True
+    if not stopped:  # a clean end before message_stop is a cut-off answer, not a complete one
+        raise ProviderError("connection", "the provider's stream ended before message_stop")
     yield StreamFinished(finish, usage, model)
 
 

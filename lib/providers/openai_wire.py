@@ -125,7 +125,8 @@ def read_completion(completion: Any) -> ChatResponse:
 async def read_chunks(chunks: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
     """Chat completion chunks -> our events; tool calls are assembled from their argument pieces."""
     calls: dict[int, ToolCall] = {}
-    finish, usage, model = STOP, Usage(), ""
+    finish: str | None = None
+    usage, model = Usage(), ""
     async for chunk in chunks:
         model = chunk.model or model
         if getattr(chunk, "usage", None):
@@ -144,6 +145,8 @@ async def read_chunks(chunks: AsyncIterator[Any]) -> AsyncIterator[StreamEvent]:
                     call.arguments += piece.function.arguments
             if choice.finish_reason:
                 finish = FINISH_REASONS.get(choice.finish_reason, OTHER)
+    if finish is None:  # a clean end without a finish reason is a cut-off answer, not a complete one
+        raise ProviderError("connection", "the provider's stream ended without a finish reason")
     for call in calls.values():
         call.arguments = call.arguments or "{}"
         yield ToolCallReady(call)

@@ -30,7 +30,8 @@ class Reply:
 
     status/json: an error or a raw body; text/tool_calls/finish_reason/usage: a normal answer in
     the route's own format; delay_s: wait before answering (timeouts); cut_after: in a stream,
-    close the connection after this many content events (a stream cut off midway).
+    close the connection after this many content events (a stream cut off midway); end_after: in a
+    stream, end the body cleanly after this many content events, with no finish event.
     """
 
     status: int = 200
@@ -42,6 +43,7 @@ class Reply:
     usage: dict[str, int] | None = None  # {"input": n, "output": n, "cached": n}
     delay_s: float = 0.0
     cut_after: int | None = None
+    end_after: int | None = None  # in a stream, end it cleanly after this many content events
     model: str | None = None
     chunk_delay_s: float = 0.0
 
@@ -196,6 +198,9 @@ class StreamWriter:
         """Send one event; returns False once the script says to cut the stream here."""
         if counts and self.reply.cut_after is not None and self.sent >= self.reply.cut_after:
             self.cut()
+            return False
+        if counts and self.reply.end_after is not None and self.sent >= self.reply.end_after:
+            self.close()  # a well-formed end of the body, with no finish event: a proxy that gave up
             return False
         if self.reply.chunk_delay_s:
             time.sleep(self.reply.chunk_delay_s)
