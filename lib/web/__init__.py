@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib import errors
-from lib.config import ApiKey, Settings, get_settings
-from lib.logs import log, scrub
+from lib.config import ApiKey, SettingError, Settings, get_settings
+from lib.logs import log, scrub, set_level
 from lib.web.client_input import check_fields, check_text, read_json_object
 
 Scope = dict[str, Any]
@@ -204,7 +204,7 @@ class Endpoint:
         outcome = {"status": 500, "error_code": None}
         extra_headers = {"x-request-id": request_id}
         try:
-            settings = get_settings()
+            settings = _settings()
             extra_headers.update(_cors_headers(settings, headers.get("origin")))
             response = await self._dispatch(scope, receive, method, headers, request_id, settings)
         except errors.ApiError as exc:
@@ -301,6 +301,16 @@ class Endpoint:
 
 
 # --- edge helpers ---------------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    """The process's settings, with LOG_LEVEL applied; a variable that does not fit is a 503."""
+    try:
+        settings = get_settings()
+    except SettingError as exc:
+        raise errors.ConfigurationError(str(exc)) from None
+    set_level(settings.log_level)
+    return settings
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
