@@ -23,7 +23,13 @@ from typing import Any
 from lib import errors
 from lib.config import ApiKey, SettingError, Settings, get_settings
 from lib.logs import log, scrub, set_level
+from lib.web.auth import authenticate_api_key, bearer_token, check_cron_secret, matching_secret
 from lib.web.client_input import check_fields, check_text, read_json_object
+
+__all__ = [
+    "Endpoint", "Request", "Response", "StreamingResponse", "UploadedFile", "json_response", "sse_response",
+    "authenticate_api_key", "bearer_token", "check_cron_secret", "matching_secret",
+]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -245,7 +251,7 @@ class Endpoint:
                 f"{method} is not allowed on /api/{self.name}; use {allowed}",
                 headers={"allow": allowed},
             )
-        api_key = self._authenticate(settings, headers)
+        api_key = authenticate_api_key(settings, headers) if self.auth else None
         request = Request(
             method=method,
             path=scope.get("path", ""),
@@ -270,35 +276,6 @@ class Endpoint:
         if isinstance(result, (Response, StreamingResponse)):
             return result
         return json_response(result)
-
-    def _authenticate(self, settings: Settings, headers: dict[str, str]) -> ApiKey | None:
-        if not self.auth:
-            return None
-        if not settings.api_keys:
-            if settings.is_production:
-                raise errors.ConfigurationError(
-                    "API_KEYS is not set on a production deployment; refusing to serve "
-                    "unauthenticated requests"
-                )
-            return None
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise errors.Unauthorized(
-                "missing API key: send Authorization: Bearer <key>",
-                headers={"www-authenticate": "Bearer"},
-            )
-        import hmac
-
-        match = None
-        for candidate in settings.api_keys:
-            # compare every key, in constant time, so timing says nothing about which matched
-            if hmac.compare_digest(candidate.key.encode(), token.encode()):
-                match = candidate
-        if match is None:
-            raise errors.Unauthorized("invalid API key", headers={"www-authenticate": "Bearer"})
-        return match
-
 
 # --- edge helpers ---------------------------------------------------------------------------
 
