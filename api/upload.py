@@ -20,16 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lib import errors
 from lib.web import Endpoint, Request, sse_response
+from lib.web.fields import Namespace
 
 app = Endpoint("upload")
-
-Namespace = Field("default", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    namespace: str = Namespace
+    namespace: Namespace = "default"
 
 
 class _IngestOptions(_Body):

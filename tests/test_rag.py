@@ -507,3 +507,9 @@ def test_hybrid_search_answers_from_keywords_when_the_embedding_model_is_unavail
     assert again["mode"] == "keyword" and again["results"]
     healthy = client.post("/api/rag", json={**ask, "namespace": "manuals"}).json()
     assert healthy["mode"] == "hybrid" and "notice" not in healthy
+
+
+@pytest.mark.parametrize("namespace", ["has space", "", "semi;colon", "x" * 201])
+def test_a_namespace_outside_the_alphabet_is_a_422(client, namespace) -> None:
+    response = client.post("/api/rag", json={"query": "anything", "namespace": namespace})
+    assert response.status_code == 422 and "namespace" in response.json()["error"]["message"]
