@@ -143,21 +143,22 @@ def _file_of(request: Request, body: UploadRequest) -> tuple[bytes, str, str | N
 async def _ingest(request: Request, body: _IngestOptions, data: bytes, filename: str, media_type: str | None,
                   blob_key: str | None = None, etag: str | None = None) -> Any:
     from lib.ingest.documents import detect_media_type
-    from lib.ingest.store import ingest_document, ingest_events
+    from lib.ingest.store import IngestOptions, ingest_document, ingest_events
 
     settings = request.settings
     media_type = detect_media_type(filename, media_type)  # 415 before anything else happens
     if len(data) > settings.max_document_bytes:
         raise errors.PayloadTooLarge(f"{filename}: over the limit of {settings.max_document_bytes} bytes")
 
+    options = IngestOptions(
+        namespace=body.namespace, source=body.source, title=body.title, metadata=body.metadata,
+        media_type=media_type, embedding_model=body.embedding_model, dimensions=body.dimensions,
+        chunk_size_tokens=body.chunk_size_tokens, chunk_overlap_tokens=body.chunk_overlap_tokens,
+        blob_key=blob_key, source_etag=etag)
+
     def run(on_progress: Any = None) -> Any:
-        return ingest_document(
-            data, filename, namespace=body.namespace, settings=settings, media_type=media_type,
-            source=body.source, metadata=body.metadata, title=body.title,
-            embedding_model=body.embedding_model, dimensions=body.dimensions,
-            chunk_size_tokens=body.chunk_size_tokens, chunk_overlap_tokens=body.chunk_overlap_tokens,
-            blob_key=blob_key, source_etag=etag, request_id=request.request_id, caller=request.caller,
-            on_progress=on_progress)
+        return ingest_document(data, filename, options, settings=settings, request_id=request.request_id,
+                               caller=request.caller, on_progress=on_progress)
 
     if body.stream:
         return sse_response(ingest_events(run))

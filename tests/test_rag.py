@@ -34,12 +34,13 @@ Rinse it twice with clean water afterwards.
 
 
 def ingest(namespace: str, filename: str, text: str, metadata: dict | None = None) -> str:
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     async def main() -> str:
         try:
-            result = await ingest_document(text.encode(), filename, namespace=namespace,
-                                           settings=get_settings(), metadata=metadata)
+            result = await ingest_document(text.encode(), filename,
+                                           IngestOptions(namespace=namespace, metadata=metadata or {}),
+                                           settings=get_settings())
             return result.document_id
         finally:
             await db.close_pools()

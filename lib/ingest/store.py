@@ -1,7 +1,7 @@
 """Storing documents: extract, chunk, embed, then write the document and its chunks in one
 transaction; delete and list.
 
-    result = await ingest_document(data, "guide.pdf", namespace="docs", settings=settings)
+    result = await ingest_document(data, "guide.pdf", IngestOptions(namespace="docs"), settings=settings)
     result.status   # "indexed" | "unchanged" | "replaced"
 
 Order matters for "nothing half-written": every chunk is embedded (cache first) BEFORE the write
@@ -23,7 +23,7 @@ import json
 import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lib import errors
@@ -42,6 +42,23 @@ OnProgress = Callable[[str, dict[str, Any]], Awaitable[None]]
 MAX_VECTOR_INDEX_DIMS = 2000
 MAX_HALFVEC_INDEX_DIMS = 4000
 _INDEX_LOCK = 7_347_120_021
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Where one document goes and how it is indexed; None means the deployment's default."""
+
+    namespace: str
+    source: str | None = None  # its identity in the namespace (re-ingesting it replaces it); the filename
+    title: str | None = None  # from the file: PDF/DOCX properties, first heading, <title>
+    metadata: dict[str, Any] = field(default_factory=dict)
+    media_type: str | None = None  # as declared; generic or missing types defer to the filename
+    embedding_model: str | None = None  # EMBEDDING_MODEL, see lib.ingest.embedders.default_model
+    dimensions: int | None = None
+    chunk_size_tokens: int | None = None  # CHUNK_SIZE_TOKENS
+    chunk_overlap_tokens: int | None = None  # CHUNK_OVERLAP_TOKENS
+    blob_key: str | None = None  # the original in S3, which the reindex cron watches
+    source_etag: str | None = None
 
 
 @dataclass
@@ -166,26 +183,11 @@ async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> Non
 
 
 async def ingest_document(
-    data: bytes,
-    filename: str,
-    *,
-    namespace: str,
-    settings: Settings,
-    media_type: str | None = None,
-    source: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    title: str | None = None,
-    embedding_model: str | None = None,
-    dimensions: int | None = None,
-    chunk_size_tokens: int | None = None,
-    chunk_overlap_tokens: int | None = None,
-    blob_key: str | None = None,
-    source_etag: str | None = None,
-    request_id: str | None = None,
-    caller: str | None = None,
-    on_progress: OnProgress | None = None,
+    data: bytes, filename: str, options: IngestOptions, *, settings: Settings, request_id: str | None = None,
+    caller: str | None = None, on_progress: OnProgress | None = None,
 ) -> IngestResult:
-    """Index one file into `namespace` under `source` (default: the filename)."""
+    """Index one file as `options` say. The size limit and the media type are checked here, first
+    (413, 415), for every caller; `request_id` and `caller` go to the usage ledger."""
     from lib import db
     from lib.ingest.chunking import chunk_document
     from lib.ingest.documents import detect_media_type, extract_document
@@ -200,12 +202,12 @@ async def ingest_document(
         raise errors.PayloadTooLarge(
             f"{filename}: {len(data)} bytes is over the limit of {settings.max_document_bytes} bytes "
             "(MAX_DOCUMENT_BYTES)", details={"limit_bytes": settings.max_document_bytes})
-    source = source or filename
-    metadata = dict(metadata or {})
-    kind = detect_media_type(filename, media_type)
-    spec = resolve_embedding_model(embedding_model or default_model(settings), dimensions)
-    size = settings.chunk_size_tokens if chunk_size_tokens is None else chunk_size_tokens
-    overlap = settings.chunk_overlap_tokens if chunk_overlap_tokens is None else chunk_overlap_tokens
+    namespace, source, title = options.namespace, options.source or filename, options.title
+    metadata = dict(options.metadata or {})
+    kind = detect_media_type(filename, options.media_type)
+    spec = resolve_embedding_model(options.embedding_model or default_model(settings), options.dimensions)
+    size = settings.chunk_size_tokens if options.chunk_size_tokens is None else options.chunk_size_tokens
+    overlap = settings.chunk_overlap_tokens if options.chunk_overlap_tokens is None else options.chunk_overlap_tokens
     if size < 1:
         raise errors.field_error("chunk_size_tokens", "must be at least 1")
     if overlap < 0:
@@ -239,7 +241,7 @@ async def ingest_document(
     tokens = sum(c.token_count for c in chunks)
     fields = {
         "namespace": namespace, "source": source, "title": doc_title, "media_type": document.media_type,
-        "content_hash": digest, "source_etag": source_etag, "blob_key": blob_key,
+        "content_hash": digest, "source_etag": options.source_etag, "blob_key": options.blob_key,
         "metadata": json.dumps(metadata), "embedding_model": spec.name, "chunk_count": len(chunks),
         "token_count": tokens, "chunking": json.dumps(chunking),
     }
