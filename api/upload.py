@@ -142,13 +142,9 @@ def _file_of(request: Request, body: UploadRequest) -> tuple[bytes, str, str | N
 
 async def _ingest(request: Request, body: _IngestOptions, data: bytes, filename: str, media_type: str | None,
                   blob_key: str | None = None, etag: str | None = None) -> Any:
-    from lib.ingest.documents import detect_media_type
     from lib.ingest.store import IngestOptions, ingest_document, ingest_events
 
     settings = request.settings
-    media_type = detect_media_type(filename, media_type)  # 415 before anything else happens
-    if len(data) > settings.max_document_bytes:
-        raise errors.PayloadTooLarge(f"{filename}: over the limit of {settings.max_document_bytes} bytes")
 
     options = IngestOptions(
         namespace=body.namespace, source=body.source, title=body.title, metadata=body.metadata,
@@ -161,7 +157,7 @@ async def _ingest(request: Request, body: _IngestOptions, data: bytes, filename:
                                caller=request.caller, on_progress=on_progress)
 
     if body.stream:
-        return sse_response(ingest_events(run))
+        return sse_response(await ingest_events(run))
     return (await run()).as_dict()
 
 

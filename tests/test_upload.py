@@ -259,6 +259,24 @@ def test_streamed_upload_reports_errors_as_an_event(client) -> None:
     assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "empty_document"
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"filename": "photo.png", "content_base64": base64.b64encode(b"\x89PNG").decode()}, 415,
+         "unsupported_document_type"),
+        ({"filename": "big.txt", "content": "word " * 50}, 413, "payload_too_large"),
+        ({"filename": "x.txt", "content": "a", "embedding_model": "nope/nothing"}, 422, "validation_error"),
+    ],
+)
+def test_streamed_upload_refused_before_its_first_stage_is_a_plain_json_error(client, env, body, status,
+                                                                             code) -> None:
+    env(MAX_DOCUMENT_BYTES="100")
+    response = client.post("/api/upload", json={**body, "stream": True, "namespace": "stream"})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["code"] == code
+
+
 def test_list_and_delete(client, database) -> None:
     a = upload(client, "a.txt", "Alpha document.", namespace="listing").json()
     b = upload(client, "b.txt", "Beta document.", namespace="listing").json()

@@ -31,6 +31,8 @@ from lib.config import Settings
 from lib.logs import log
 
 if TYPE_CHECKING:
+    import asyncio
+
     from psycopg import AsyncConnection
 
     from lib.ingest.chunking import Chunk
@@ -404,12 +406,16 @@ def _public(row: dict) -> dict[str, Any]:
 
 
 async def ingest_events(run: Callable[[OnProgress], Awaitable[IngestResult]]) -> AsyncIterator[dict[str, Any]]:
-    """Run an ingest and yield its progress as events, for a streamed (SSE) upload:
-    `{"type": "progress", "stage": ...}` per stage and embedding batch, then one
-    `{"type": "result", ...}` or `{"type": "error", "error": {"code", "message"}}`."""
+    """Start an ingest and, once it reports its first stage, return its progress as events for a
+    streamed (SSE) upload: `{"type": "progress", "stage": ...}` per stage and embedding batch, then
+    one `{"type": "result", ...}` or `{"type": "error", "error": {"code", "message"}}`.
+
+    A failure before the first stage (a document over the size limit, a type we cannot read, an
+    unknown model, no database) is raised here instead, while the caller can still answer it
+    with its own status, as a plain JSON error."""
     import asyncio
 
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    queue: asyncio.Queue[dict[str, Any] | Exception] = asyncio.Queue()
 
     async def on_progress(stage: str, fields: dict[str, Any]) -> None:
         if stage != "done":
@@ -419,20 +425,39 @@ async def ingest_events(run: Callable[[OnProgress], Awaitable[IngestResult]]) ->
         try:
             result = await run(on_progress)
             await queue.put({"type": "result", **result.as_dict()})
-        except errors.ApiError as exc:
-            await queue.put({"type": "error", "status": exc.status,
-                             "error": {"code": exc.code, "message": exc.message}})
-        except Exception as exc:  # noqa: BLE001 - the stream has started; report, do not crash it
-            log("error", "ingest_failed", exception=type(exc).__name__, detail=repr(exc)[:2000])
-            await queue.put({"type": "error", "status": 500,
-                             "error": {"code": "internal_error", "message": "internal error; see the server log"}})
-        finally:
-            await queue.put(None)
+        except Exception as exc:  # noqa: BLE001 - handed to the reader, who raises or reports it
+            await queue.put(exc)
 
     task = asyncio.create_task(work())
     try:
-        while (event := await queue.get()) is not None:
+        first = await queue.get()
+    except BaseException:  # the request itself was cancelled: stop the ingest with it
+        task.cancel()
+        raise
+    if isinstance(first, Exception):
+        raise first
+    return _stream_events(first, queue, task)
+
+
+async def _stream_events(first: dict[str, Any], queue: asyncio.Queue[dict[str, Any] | Exception],
+                         task: asyncio.Task[None]) -> AsyncIterator[dict[str, Any]]:
+    event: dict[str, Any] | Exception = first
+    try:
+        while isinstance(event, dict):
             yield event
+            if event["type"] == "result":
+                return
+            event = await queue.get()
+        yield _error_event(event)
     finally:
         if not task.done():
             task.cancel()
+
+
+def _error_event(exc: Exception) -> dict[str, Any]:
+    """An ingest that failed after its stream started: the error as the stream's last event."""
+    if isinstance(exc, errors.ApiError):
+        return {"type": "error", "status": exc.status, "error": {"code": exc.code, "message": exc.message}}
+    log("error", "ingest_failed", exception=type(exc).__name__, detail=repr(exc)[:2000])
+    return {"type": "error", "status": 500,
+            "error": {"code": "internal_error", "message": "internal error; see the server log"}}
