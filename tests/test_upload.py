@@ -329,6 +329,31 @@ def test_bad_uploads_get_a_clear_error(client, database, body, status, code, men
     assert sql(database, "SELECT count(*) FROM documents WHERE namespace = 'bad'") == [(0,)]
 
 
+@pytest.mark.parametrize(
+    ("method", "params", "parameter"),
+    [
+        ("GET", {"limit": "0"}, "limit"),
+        ("GET", {"limit": "ten"}, "limit"),
+        ("GET", {"offset": "-1"}, "offset"),
+        ("GET", {"namespace": "bad namespace"}, "namespace"),
+        ("GET", {"namespce": "typo"}, "namespce"),
+        ("DELETE", {"namespace": "bad/../name space", "document_id": "x"}, "namespace"),
+        ("DELETE", {"namespace": "bad", "document_id": "x", "force": "1"}, "force"),
+    ],
+)
+def test_bad_query_parameters_are_a_422_naming_them(client, method, params, parameter) -> None:
+    response = client.request(method, "/api/upload", params=params)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["error"]["details"]] == [parameter]
+
+
+def test_blank_query_parameters_take_their_defaults(client) -> None:
+    listed = client.get("/api/upload", params={"namespace": "", "limit": "", "offset": ""})
+    assert listed.status_code == 200, listed.text
+    assert {k: listed.json()[k] for k in ("namespace", "limit", "offset")} == {
+        "namespace": "default", "limit": 100, "offset": 0}
+
+
 def test_document_over_the_configured_maximum_is_413(client, env) -> None:
     env(MAX_DOCUMENT_BYTES="100")
     response = upload(client, "big.txt", "word " * 50, namespace="bad")
