@@ -353,7 +353,7 @@ async def delete_document(namespace: str, *, settings: Settings, document_id: st
         raise errors.field_error("document_id", "give the document's id or its source")
     async with db.connect(settings) as conn, conn.transaction():
         if document_id:
-            _check_uuid(document_id)
+            document_id = _canonical_uuid(document_id)
             cur = await conn.execute(
                 "DELETE FROM documents WHERE namespace = %s AND id = %s RETURNING id, source, chunk_count",
                 (namespace, document_id))
@@ -369,11 +369,12 @@ async def delete_document(namespace: str, *, settings: Settings, document_id: st
             "chunks": row[2]}
 
 
-def _check_uuid(value: str) -> None:
+def _canonical_uuid(value: str) -> str:
+    # uuid.UUID also reads `urn:uuid:...`, which Postgres refuses: send the canonical spelling
     import uuid
 
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value))
     except ValueError:
         raise errors.field_error("document_id", f"{value!r} is not a document id (a UUID)") from None
 
