@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lib import errors
 from lib.web import Endpoint, Request
+from lib.web.fields import Namespace
 
 app = Endpoint("embeddings")
 
@@ -21,7 +22,7 @@ class EmbeddingsRequest(BaseModel):
     model: str | None = Field(None, description="provider/model; default EMBEDDING_MODEL or local/hash-384")
     dimensions: int | None = Field(None, ge=1, le=4096)
     encoding_format: Literal["float", "base64"] = "float"
-    namespace: str | None = Field(None, min_length=1, max_length=200)
+    namespace: Namespace | None = None
     user: str | None = Field(None, max_length=200)
     cache: bool = True
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.web import Endpoint, Request
+from lib.web import Endpoint, Request, check_cron_secret
 
 app = Endpoint("reindex", auth=False)  # the cron secret, not API_KEYS, guards it
 
@@ -15,7 +15,6 @@ app = Endpoint("reindex", auth=False)  # the cron secret, not API_KEYS, guards i
 @app.get()
 async def reindex(request: Request, _query: object) -> Any:
     from lib.reindex import run_reindex
-    from lib.web.auth import check_cron_secret
 
     check_cron_secret(request)
     report = await run_reindex(request.settings, worker=request.request_id[:32])

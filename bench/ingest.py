@@ -106,12 +106,12 @@ async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], r
 
 async def ours_end_to_end(url: str, text: str, run: int) -> tuple[float, int]:
     from lib import config, db
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     settings = replace(config.get_settings(), database_url=url)
     started = time.perf_counter()
-    result = await ingest_document(text.encode(), "long.txt", namespace=f"e2e-{run}", settings=settings,
-                                   embedding_model=MODEL)
+    options = IngestOptions(namespace=f"e2e-{run}", embedding_model=MODEL)
+    result = await ingest_document(text.encode(), "long.txt", options, settings=settings)
     elapsed = time.perf_counter() - started
     await db.close_pools()
     return elapsed, result.chunks

@@ -128,7 +128,7 @@ async def warm_embeddings(corpus: list[dict], settings) -> None:
 
 
 async def ingest(corpus: list[dict], settings, concurrency: int) -> dict:
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     semaphore = asyncio.Semaphore(concurrency)
     statuses: dict[str, int] = {}
@@ -136,9 +136,9 @@ async def ingest(corpus: list[dict], settings, concurrency: int) -> dict:
     async def one(doc: dict) -> None:
         text = document_text(doc)
         async with semaphore:
-            result = await ingest_document(text.encode(), f"{doc['_id']}.txt", namespace=NAMESPACE,
-                                           settings=settings, title=doc.get("title") or None,
-                                           metadata={"corpus_id": doc["_id"]}, embedding_model=MODEL)
+            options = IngestOptions(namespace=NAMESPACE, title=doc.get("title") or None,
+                                    metadata={"corpus_id": doc["_id"]}, embedding_model=MODEL)
+            result = await ingest_document(text.encode(), f"{doc['_id']}.txt", options, settings=settings)
         statuses[result.status] = statuses.get(result.status, 0) + 1
 
     await asyncio.gather(*(one(doc) for doc in corpus))

@@ -1,52 +1,107 @@
 """Settings read from the environment once per process.
 
-Every variable the bundle reads is declared here, with its default, so the README table and
-`.env.example` can be checked against one list. Nothing else in `lib/` reads `os.environ`
-for configuration (the provider SDKs read their own base-URL variables, which we pass through).
+Each setting is declared once, as a field of `Settings` naming its variable, default and parser:
+
+    db_pool_size: int = setting("DATABASE_POOL_SIZE", 4, whole(at_least=1))
+
+and `Settings.from_env` reads every field the same way:
+
+- a variable that is unset, empty or only spaces takes the default, so `NAME=` in a `.env` file
+  means "not set";
+- any other value is stripped, parsed and taken as written: `0` means zero, never the default.
+  Where zero or a negative number means nothing (a timeout, a pool size) the parser refuses it;
+- a value that does not parse or is out of range raises SettingError naming the variable
+  (the endpoint answers it as a 503 configuration_error); it never quietly becomes the default;
+- flags are `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; lists are comma-separated.
+
+The README's table and `.env.example` are checked against these declarations (tests/test_config.py).
+Nothing else in `lib/` reads `os.environ` for configuration (the provider SDKs read their own
+base-URL variables, which we pass through).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-
-def _str(env: dict[str, str], name: str, default: str = "") -> str:
-    return env.get(name, default).strip()
-
-
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+class SettingError(ValueError):
+    """An environment variable whose value does not fit its setting; the message names it."""
 
 
-def _float(env: dict[str, str], name: str, default: float | None) -> float | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+# A parser turns a stripped, non-empty value into the setting, or raises ValueError saying what
+# the value must be ("must be a whole number of at least 1"); the variable's name is added to it.
+Parser = Callable[[str], Any]
 
 
-def _bool(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    return raw in {"1", "true", "yes", "on"}
+def setting(variable: str, default: Any, parse: Parser = str, *, also: tuple[str, ...] = ()) -> Any:
+    """A `Settings` field read from `variable`, or from the first of `also` that is set."""
+    return field(default=default, metadata={"env": (variable, *also), "parse": parse})
 
 
-def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+def whole(at_least: int = 0) -> Parser:
+    def parse(raw: str) -> int:
+        try:
+            value: int | None = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < at_least:
+            raise ValueError(f"must be a whole number of at least {at_least}")
+        return value
+
+    return parse
+
+
+def number(at_least: float = 0.0, *, above: bool = False, at_most: float = math.inf) -> Parser:
+    """A finite decimal number, at least `at_least` (or, with `above`, greater than it)."""
+    if at_most < math.inf:
+        bound = f"from {at_least:g} to {at_most:g}"
+    else:
+        bound = f"greater than {at_least:g}" if above else f"of at least {at_least:g}"
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan  # refused below, with the bound in the message
+        low_ok = value > at_least if above else value >= at_least
+        if not (math.isfinite(value) and low_ok and value <= at_most):
+            raise ValueError(f"must be a number {bound}")
+        return value
+
+    return parse
+
+
+def flag(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be one of 1, true, yes, on, 0, false, no, off")
+
+
+def one_of(*choices: str) -> Parser:
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return raw.lower()
+
+    return parse
+
+
+def comma_list(raw: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def project_path(raw: str) -> Path:
+    """A path; a relative one is relative to the project root, as the default is."""
+    return PROJECT_ROOT / Path(raw).expanduser()
 
 
 @dataclass(frozen=True)
@@ -76,74 +131,79 @@ def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
 @dataclass(frozen=True)
 class Settings:
     # --- deployment -------------------------------------------------------------------------
-    on_vercel: bool = False
-    vercel_env: str = ""  # production | preview | development
-    log_level: str = "info"
+    on_vercel: bool = setting("VERCEL", False, flag)
+    vercel_env: str = setting("VERCEL_ENV", "")  # production | preview | development
+    log_level: str = setting("LOG_LEVEL", "info", one_of("debug", "info", "warning", "error"))
 
     # --- database ---------------------------------------------------------------------------
-    database_url: str = ""
-    pgdata_dir: Path = PROJECT_ROOT / ".data" / "pg"
-    db_pool_size: int = 4
-    db_connect_timeout_s: float = 5.0
+    database_url: str = setting("DATABASE_URL", "")
+    pgdata_dir: Path = setting("PGDATA_DIR", PROJECT_ROOT / ".data" / "pg", project_path)
+    db_pool_size: int = setting("DATABASE_POOL_SIZE", 4, whole(at_least=1))
+    db_connect_timeout_s: float = setting("DATABASE_CONNECT_TIMEOUT_S", 5.0, number(above=True))
 
     # --- HTTP edge --------------------------------------------------------------------------
-    api_keys: tuple[ApiKey, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 4_500_000
+    api_keys: tuple[ApiKey, ...] = setting("API_KEYS", (), parse_api_keys)
+    allowed_origins: tuple[str, ...] = setting("ALLOWED_ORIGINS", (), comma_list)
+    max_body_bytes: int = setting("MAX_BODY_BYTES", 4_500_000, whole())
+
+    # --- local server (python -m lib.cli serve) ---------------------------------------------
+    host: str = setting("HOST", "127.0.0.1")
+    port: int = setting("PORT", 3000, whole(at_least=1))
 
     # --- providers (ai_execute, embeddings) -------------------------------------------------
-    default_model: str = ""
-    openai_api_key: str = ""
-    openai_base_url: str = ""
-    anthropic_api_key: str = ""
-    anthropic_base_url: str = ""
-    groq_api_key: str = ""
-    groq_base_url: str = ""
-    gemini_api_key: str = ""
-    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta/openai/"
-    openrouter_api_key: str = ""
-    openrouter_base_url: str = "https://openrouter.ai/api/v1"
-    compat_base_url: str = ""  # any OpenAI-compatible server: Ollama, vLLM, LM Studio
-    compat_api_key: str = ""
-    allow_byok: bool = False
+    default_model: str = setting("DEFAULT_MODEL", "")
+    openai_api_key: str = setting("OPENAI_API_KEY", "")
+    openai_base_url: str = setting("OPENAI_BASE_URL", "")
+    anthropic_api_key: str = setting("ANTHROPIC_API_KEY", "")
+    anthropic_base_url: str = setting("ANTHROPIC_BASE_URL", "")
+    groq_api_key: str = setting("GROQ_API_KEY", "")
+    groq_base_url: str = setting("GROQ_BASE_URL", "")
+    gemini_api_key: str = setting("GEMINI_API_KEY", "", also=("GOOGLE_API_KEY",))
+    gemini_base_url: str = setting("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com/v1beta/openai/")
+    openrouter_api_key: str = setting("OPENROUTER_API_KEY", "")
+    openrouter_base_url: str = setting("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+    # any OpenAI-compatible server: Ollama, vLLM, LM Studio
+    compat_base_url: str = setting("OPENAI_COMPATIBLE_BASE_URL", "")
+    compat_api_key: str = setting("OPENAI_COMPATIBLE_API_KEY", "")
+    allow_byok: bool = setting("ALLOW_BYOK", False, flag)
 
     # --- reliability and cost ---------------------------------------------------------------
-    max_retries: int = 2
-    retry_max_wait_s: float = 20.0
-    request_timeout_s: float = 60.0
-    total_timeout_s: float = 280.0
-    pricing_file: str = ""
-    pricing_overrides: str = ""  # JSON: {"provider/model": {"input": .., "output": .., "cached_input": ..}}
-    budget_daily_usd: float | None = None
-    budget_monthly_usd: float | None = None
-    budget_user_daily_usd: float | None = None
-    budget_user_monthly_usd: float | None = None
-    rate_limit_rpm: int = 0  # 0: no limit
-    cache_ttl_s: int = 3600
+    max_retries: int = setting("MAX_RETRIES", 2, whole())
+    retry_max_wait_s: float = setting("RETRY_MAX_WAIT_S", 20.0, number())
+    request_timeout_s: float = setting("REQUEST_TIMEOUT_S", 60.0, number(above=True))
+    total_timeout_s: float = setting("TOTAL_TIMEOUT_S", 280.0, number(above=True))
+    pricing_file: str = setting("PRICING_FILE", "")
+    # JSON: {"provider/model": {"input": .., "output": .., "cached_input": ..}}
+    pricing_overrides: str = setting("PRICING_OVERRIDES", "")
+    budget_daily_usd: float | None = setting("BUDGET_DAILY_USD", None, number())  # None: no limit
+    budget_monthly_usd: float | None = setting("BUDGET_MONTHLY_USD", None, number())
+    budget_user_daily_usd: float | None = setting("BUDGET_USER_DAILY_USD", None, number())
+    budget_user_monthly_usd: float | None = setting("BUDGET_USER_MONTHLY_USD", None, number())
+    rate_limit_rpm: int = setting("RATE_LIMIT_RPM", 0, whole())  # 0: no limit
+    cache_ttl_s: int = setting("CACHE_TTL_S", 3600, whole())  # 0: no response cache
 
     # --- ingestion --------------------------------------------------------------------------
-    embedding_model: str = ""
-    embedding_concurrency: int = 4
-    embedding_batch_size: int = 0  # inputs per embedding request; 0: the model's own limit
-    chunk_size_tokens: int = 400
-    chunk_overlap_tokens: int = 60
-    max_document_bytes: int = 50_000_000
-    s3_bucket: str = ""
-    s3_endpoint_url: str = ""
-    s3_region: str = "us-east-1"
-    presign_expires_s: int = 900
+    embedding_model: str = setting("EMBEDDING_MODEL", "")
+    embedding_concurrency: int = setting("EMBEDDING_CONCURRENCY", 4, whole(at_least=1))
+    # inputs per embedding request; 0: the model's own limit
+    embedding_batch_size: int = setting("EMBEDDING_BATCH_SIZE", 0, whole())
+    chunk_size_tokens: int = setting("CHUNK_SIZE_TOKENS", 400, whole(at_least=1))
+    chunk_overlap_tokens: int = setting("CHUNK_OVERLAP_TOKENS", 60, whole())
+    max_document_bytes: int = setting("MAX_DOCUMENT_BYTES", 50_000_000, whole())
+    s3_bucket: str = setting("S3_BUCKET", "")
+    s3_endpoint_url: str = setting("S3_ENDPOINT_URL", "")
+    s3_region: str = setting("S3_REGION", "us-east-1", also=("AWS_REGION",))
+    presign_expires_s: int = setting("PRESIGN_EXPIRES_S", 900, whole(at_least=1))
 
     # --- retrieval and answers --------------------------------------------------------------
-    rag_model: str = ""
-    context_tokens: int = 3000
-    history_tokens: int = 2000
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
-    cron_secret: str = ""
-    reindex_batch: int = 20
-    reindex_time_budget_s: float = 240.0
-
-    extra: dict[str, str] = field(default_factory=dict)
+    rag_model: str = setting("RAG_MODEL", "")
+    context_tokens: int = setting("CONTEXT_TOKENS", 3000, whole())
+    history_tokens: int = setting("HISTORY_TOKENS", 2000, whole())
+    bm25_k1: float = setting("BM25_K1", 1.2, number())
+    bm25_b: float = setting("BM25_B", 0.75, number(at_most=1.0))
+    cron_secret: str = setting("CRON_SECRET", "")
+    reindex_batch: int = setting("REINDEX_BATCH", 20, whole(at_least=1))
+    reindex_time_budget_s: float = setting("REINDEX_TIME_BUDGET_S", 240.0, number(above=True))
 
     @property
     def is_production(self) -> bool:
@@ -157,65 +217,25 @@ class Settings:
         )
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        e = dict(os.environ if env is None else env)
-        return cls(
-            on_vercel=_bool(e, "VERCEL", False),
-            vercel_env=_str(e, "VERCEL_ENV"),
-            log_level=_str(e, "LOG_LEVEL", "info").lower(),
-            database_url=_str(e, "DATABASE_URL"),
-            pgdata_dir=Path(_str(e, "PGDATA_DIR") or PROJECT_ROOT / ".data" / "pg"),
-            db_pool_size=_int(e, "DATABASE_POOL_SIZE", 4),
-            db_connect_timeout_s=_float(e, "DATABASE_CONNECT_TIMEOUT_S", 5.0) or 5.0,
-            api_keys=parse_api_keys(e.get("API_KEYS", "")),
-            allowed_origins=_list(e, "ALLOWED_ORIGINS"),
-            max_body_bytes=_int(e, "MAX_BODY_BYTES", 4_500_000),
-            default_model=_str(e, "DEFAULT_MODEL"),
-            openai_api_key=_str(e, "OPENAI_API_KEY"),
-            openai_base_url=_str(e, "OPENAI_BASE_URL"),
-            anthropic_api_key=_str(e, "ANTHROPIC_API_KEY"),
-            anthropic_base_url=_str(e, "ANTHROPIC_BASE_URL"),
-            groq_api_key=_str(e, "GROQ_API_KEY"),
-            groq_base_url=_str(e, "GROQ_BASE_URL"),
-            gemini_api_key=_str(e, "GEMINI_API_KEY") or _str(e, "GOOGLE_API_KEY"),
-            gemini_base_url=_str(e, "GEMINI_BASE_URL")
-            or "https://generativelanguage.googleapis.com/v1beta/openai/",
-            openrouter_api_key=_str(e, "OPENROUTER_API_KEY"),
-            openrouter_base_url=_str(e, "OPENROUTER_BASE_URL") or "https://openrouter.ai/api/v1",
-            compat_base_url=_str(e, "OPENAI_COMPATIBLE_BASE_URL"),
-            compat_api_key=_str(e, "OPENAI_COMPATIBLE_API_KEY"),
-            allow_byok=_bool(e, "ALLOW_BYOK", False),
-            max_retries=_int(e, "MAX_RETRIES", 2),
-            retry_max_wait_s=_float(e, "RETRY_MAX_WAIT_S", 20.0) or 0.0,
-            request_timeout_s=_float(e, "REQUEST_TIMEOUT_S", 60.0) or 60.0,
-            total_timeout_s=_float(e, "TOTAL_TIMEOUT_S", 280.0) or 280.0,
-            pricing_file=_str(e, "PRICING_FILE"),
-            pricing_overrides=_str(e, "PRICING_OVERRIDES"),
-            budget_daily_usd=_float(e, "BUDGET_DAILY_USD", None),
-            budget_monthly_usd=_float(e, "BUDGET_MONTHLY_USD", None),
-            budget_user_daily_usd=_float(e, "BUDGET_USER_DAILY_USD", None),
-            budget_user_monthly_usd=_float(e, "BUDGET_USER_MONTHLY_USD", None),
-            rate_limit_rpm=_int(e, "RATE_LIMIT_RPM", 0),
-            cache_ttl_s=_int(e, "CACHE_TTL_S", 3600),
-            embedding_model=_str(e, "EMBEDDING_MODEL"),
-            embedding_concurrency=_int(e, "EMBEDDING_CONCURRENCY", 4),
-            embedding_batch_size=_int(e, "EMBEDDING_BATCH_SIZE", 0),
-            chunk_size_tokens=_int(e, "CHUNK_SIZE_TOKENS", 400),
-            chunk_overlap_tokens=_int(e, "CHUNK_OVERLAP_TOKENS", 60),
-            max_document_bytes=_int(e, "MAX_DOCUMENT_BYTES", 50_000_000),
-            s3_bucket=_str(e, "S3_BUCKET"),
-            s3_endpoint_url=_str(e, "S3_ENDPOINT_URL"),
-            s3_region=_str(e, "S3_REGION") or _str(e, "AWS_REGION") or "us-east-1",
-            presign_expires_s=_int(e, "PRESIGN_EXPIRES_S", 900),
-            rag_model=_str(e, "RAG_MODEL"),
-            context_tokens=_int(e, "CONTEXT_TOKENS", 3000),
-            history_tokens=_int(e, "HISTORY_TOKENS", 2000),
-            bm25_k1=_float(e, "BM25_K1", 1.2) or 1.2,
-            bm25_b=_float(e, "BM25_B", 0.75) or 0.0,
-            cron_secret=_str(e, "CRON_SECRET"),
-            reindex_batch=_int(e, "REINDEX_BATCH", 20),
-            reindex_time_budget_s=_float(e, "REINDEX_TIME_BUDGET_S", 240.0) or 240.0,
-        )
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Every declared setting from `env` (default: the process environment)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for declared in fields(cls):
+            variables, parse = declared.metadata["env"], declared.metadata["parse"]
+            name, raw = next(((v, env[v].strip()) for v in variables if env.get(v, "").strip()), ("", ""))
+            if not raw:
+                continue
+            try:
+                values[declared.name] = parse(raw)
+            except ValueError as exc:
+                raise SettingError(f"{name} {exc}") from None
+        return cls(**values)
+
+
+def variables() -> dict[str, Any]:
+    """Every variable the settings read, with its default (aliases such as GOOGLE_API_KEY too)."""
+    return {name: declared.default for declared in fields(Settings) for name in declared.metadata["env"]}
 
 
 _settings: Settings | None = None

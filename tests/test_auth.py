@@ -7,7 +7,7 @@ import json
 
 from lib.cli import call_app
 from lib.config import parse_api_keys
-from lib.web import Endpoint, Request
+from lib.web import Endpoint, Request, bearer_token, matching_secret
 
 app = Endpoint("scoped")
 
@@ -76,3 +76,24 @@ def test_health_is_open_and_other_functions_need_the_key(client, env):
     env(API_KEYS="k1")
     assert client.get("/api/health").status_code == 200
     assert client.get("/api/nope").status_code == 404
+
+
+def test_bearer_token_reads_only_the_bearer_scheme():
+    assert bearer_token({"authorization": "Bearer k1"}) == "k1"
+    assert bearer_token({"authorization": "bearer   k1 "}) == "k1"
+    for value in ("Basic k1", "Bearer", "Bearer   ", "k1", ""):
+        assert bearer_token({"authorization": value}) is None
+    assert bearer_token({}) is None
+
+
+def test_matching_secret_names_the_match_and_survives_any_token():
+    assert matching_secret("k2", ["k1", "k2"]) == 1
+    assert matching_secret("k", ["k1", "k2"]) is None
+    assert matching_secret(None, ["k1"]) is None
+    assert matching_secret("cl\u00e9\u00ff", ["k1"]) is None  # not ASCII: compared as bytes, no TypeError
+
+
+def test_non_ascii_authorization_is_a_401_not_a_500(env):
+    env(API_KEYS="k1")
+    status, _, body = get({"authorization": "Bearer cl\u00e9"})
+    assert status == 401 and body["error"]["message"] == "invalid API key"

@@ -104,6 +104,7 @@ def test_retries_a_server_error_then_succeeds(client, fake_provider) -> None:
         ({"input": "x", "model": "local/hash-384", "dimensions": 12}, "dimensions", 422),
         ({"input": "x", "model": "openai/text-embedding-3-small", "dimensions": 5000}, "dimensions", 422),
         ({"input": "x", "colour": "blue"}, "colour", 422),
+        ({"input": "x", "namespace": "no spaces here"}, "namespace", 422),
     ],
 )
 def test_bad_input_names_the_field(client, body, field, status) -> None:

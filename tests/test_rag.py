@@ -34,12 +34,13 @@ Rinse it twice with clean water afterwards.
 
 
 def ingest(namespace: str, filename: str, text: str, metadata: dict | None = None) -> str:
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     async def main() -> str:
         try:
-            result = await ingest_document(text.encode(), filename, namespace=namespace,
-                                           settings=get_settings(), metadata=metadata)
+            result = await ingest_document(text.encode(), filename,
+                                           IngestOptions(namespace=namespace, metadata=metadata or {}),
+                                           settings=get_settings())
             return result.document_id
         finally:
             await db.close_pools()
@@ -507,3 +508,9 @@ def test_hybrid_search_answers_from_keywords_when_the_embedding_model_is_unavail
     assert again["mode"] == "keyword" and again["results"]
     healthy = client.post("/api/rag", json={**ask, "namespace": "manuals"}).json()
     assert healthy["mode"] == "hybrid" and "notice" not in healthy
+
+
+@pytest.mark.parametrize("namespace", ["has space", "", "semi;colon", "x" * 201])
+def test_a_namespace_outside_the_alphabet_is_a_422(client, namespace) -> None:
+    response = client.post("/api/rag", json={"query": "anything", "namespace": namespace})
+    assert response.status_code == 422 and "namespace" in response.json()["error"]["message"]

@@ -13,11 +13,11 @@ from tests.conftest import run_async as run
 
 
 def ingest(namespace: str, texts: dict[str, str]) -> None:
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     async def main():
         for name, text in texts.items():
-            await ingest_document(text.encode(), name, namespace=namespace, settings=get_settings())
+            await ingest_document(text.encode(), name, IngestOptions(namespace=namespace), settings=get_settings())
 
     run(main)
 

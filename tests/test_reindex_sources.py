@@ -20,7 +20,7 @@ def s3(s3_server: str, env):
 
 def test_changed_sources_are_reingested_and_missing_ones_removed(database: str, s3) -> None:
     from lib.ingest.blobs import fetch_blob
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
     from lib.reindex import run_reindex
 
     settings = get_settings()
@@ -31,8 +31,8 @@ def test_changed_sources_are_reingested_and_missing_ones_removed(database: str, 
     async def ingest_all():
         for key in keys.values():
             blob = await fetch_blob(settings, "docs", key)
-            await ingest_document(blob.data, key.rsplit("/", 1)[-1], namespace="docs", settings=settings,
-                                  source=key, blob_key=key, source_etag=blob.etag)
+            options = IngestOptions(namespace="docs", source=key, blob_key=key, source_etag=blob.etag)
+            await ingest_document(blob.data, key.rsplit("/", 1)[-1], options, settings=settings)
 
     run(ingest_all)
     s3.put_object(Bucket=BUCKET, Key=keys["changes"], Body=b"The changes document now says goodbye.")

@@ -129,14 +129,14 @@ def test_a_query_of_stop_words_finds_nothing(database: str) -> None:
 
 def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(database: str) -> None:
     from lib.config import get_settings
-    from lib.ingest.store import delete_document, ingest_document
+    from lib.ingest.store import IngestOptions, delete_document, ingest_document
 
     settings = get_settings()
 
     async def main():
         async def ingest(i: int, version: int):
             text = f"Report {i} version {version}. " + " ".join(["alpha beta gamma delta"] * (i + version))
-            await ingest_document(text.encode(), f"r{i}.txt", namespace="busy", settings=settings)
+            await ingest_document(text.encode(), f"r{i}.txt", IngestOptions(namespace="busy"), settings=settings)
 
         await asyncio.gather(*(ingest(i, 1) for i in range(8)))
         # replace half, delete two, add more, all at once

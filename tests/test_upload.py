@@ -259,6 +259,24 @@ def test_streamed_upload_reports_errors_as_an_event(client) -> None:
     assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "empty_document"
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"filename": "photo.png", "content_base64": base64.b64encode(b"\x89PNG").decode()}, 415,
+         "unsupported_document_type"),
+        ({"filename": "big.txt", "content": "word " * 50}, 413, "payload_too_large"),
+        ({"filename": "x.txt", "content": "a", "embedding_model": "nope/nothing"}, 422, "validation_error"),
+    ],
+)
+def test_streamed_upload_refused_before_its_first_stage_is_a_plain_json_error(client, env, body, status,
+                                                                             code) -> None:
+    env(MAX_DOCUMENT_BYTES="100")
+    response = client.post("/api/upload", json={**body, "stream": True, "namespace": "stream"})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"]["code"] == code
+
+
 def test_list_and_delete(client, database) -> None:
     a = upload(client, "a.txt", "Alpha document.", namespace="listing").json()
     b = upload(client, "b.txt", "Beta document.", namespace="listing").json()
@@ -309,6 +327,31 @@ def test_bad_uploads_get_a_clear_error(client, database, body, status, code, men
     error = response.json()["error"]
     assert error["code"] == code and mentions in error["message"]
     assert sql(database, "SELECT count(*) FROM documents WHERE namespace = 'bad'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "parameter"),
+    [
+        ("GET", {"limit": "0"}, "limit"),
+        ("GET", {"limit": "ten"}, "limit"),
+        ("GET", {"offset": "-1"}, "offset"),
+        ("GET", {"namespace": "bad namespace"}, "namespace"),
+        ("GET", {"namespce": "typo"}, "namespce"),
+        ("DELETE", {"namespace": "bad/../name space", "document_id": "x"}, "namespace"),
+        ("DELETE", {"namespace": "bad", "document_id": "x", "force": "1"}, "force"),
+    ],
+)
+def test_bad_query_parameters_are_a_422_naming_them(client, method, params, parameter) -> None:
+    response = client.request(method, "/api/upload", params=params)
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["error"]["details"]] == [parameter]
+
+
+def test_blank_query_parameters_take_their_defaults(client) -> None:
+    listed = client.get("/api/upload", params={"namespace": "", "limit": "", "offset": ""})
+    assert listed.status_code == 200, listed.text
+    assert {k: listed.json()[k] for k in ("namespace", "limit", "offset")} == {
+        "namespace": "default", "limit": 100, "offset": 0}
 
 
 def test_document_over_the_configured_maximum_is_413(client, env) -> None:

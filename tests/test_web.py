@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from typing import Annotated, Literal
 
 import httpx
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from lib import errors
 from lib.cli import call_app
 from lib.web import Endpoint, Request, StreamingResponse, sse_response
+from lib.web.fields import Namespace
 from tests.conftest import serve_asgi
 
 
@@ -271,3 +273,80 @@ def test_cors_preflight_checks_the_method_and_allows_only_fixed_headers(env):
     wrong_method = call("OPTIONS", None, {"origin": "https://anyone.example",
                                           "access-control-request-method": "PUT"})
     assert_error(wrong_method, 400, "cors_method_not_allowed")
+
+
+# --- query models and unions ------------------------------------------------------------------
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: Namespace = "default"
+    limit: int = Field(10, ge=1, le=100)
+
+
+class Hello(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["hello"]
+    name: str
+
+
+class Bye(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["bye"]
+
+
+paged = Endpoint("paged")
+
+
+@paged.get(Page)
+async def page(request: Request, query: Page) -> dict:
+    return query.model_dump()
+
+
+@paged.delete(Page)
+async def remove(request: Request, query: Page) -> dict:
+    return {"deleted": query.namespace}
+
+
+@paged.post(Annotated[Hello | Bye, Field(discriminator="action")])
+async def act(request: Request, body: Hello | Bye) -> dict:
+    return {"kind": type(body).__name__}
+
+
+def call_paged(method: str, query: dict | None = None, body: dict | None = None) -> tuple[int, dict]:
+    status, _, raw = asyncio.run(call_app(paged, method, body, query))
+    return status, json.loads(raw)
+
+
+def test_query_model_validates_and_converts_the_query_string():
+    assert call_paged("GET", {"namespace": "docs", "limit": "5"}) == (200, {"namespace": "docs", "limit": 5})
+    assert call_paged("GET") == (200, {"namespace": "default", "limit": 10})
+    assert call_paged("GET", {"limit": ""}) == (200, {"namespace": "default", "limit": 10})  # blank = absent
+    assert call_paged("DELETE", {"namespace": "hr"}) == (200, {"deleted": "hr"})
+    # a DELETE may send its fields as a JSON body too; they win over the query string's
+    assert call_paged("DELETE", {"namespace": "hr"}, {"namespace": "docs"}) == (200, {"deleted": "docs"})
+    status, body = call_paged("DELETE", body={"limit": "x"})
+    assert status == 422 and [d["field"] for d in body["error"]["details"]] == ["limit"]
+
+
+@pytest.mark.parametrize(("query", "parameter"), [
+    ({"limit": "many"}, "limit"), ({"limit": "1000"}, "limit"), ({"limit": "-1"}, "limit"),
+    ({"namespace": "a b"}, "namespace"), ({"namespace": "x;y"}, "namespace"), ({"colour": "red"}, "colour"),
+])
+def test_bad_query_parameter_is_a_422_naming_it(query, parameter):
+    for method in ("GET", "DELETE"):
+        status, body = call_paged(method, query)
+        assert status == 422 and body["error"]["code"] == "validation_error"
+        assert [d["field"] for d in body["error"]["details"]] == [parameter]
+
+
+def test_a_union_body_is_validated_by_its_discriminator_and_errors_name_real_fields():
+    assert call_paged("POST", body={"action": "hello", "name": "ada"}) == (200, {"kind": "Hello"})
+    assert call_paged("POST", body={"action": "bye"}) == (200, {"kind": "Bye"})
+    status, body = call_paged("POST", body={"action": "bye", "name": "ada"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "name"  # not "bye.name"
+    status, body = call_paged("POST", body={"action": "wave"})
+    assert status == 422 and body["error"]["details"][0]["field"] == "action"
+    assert "'wave' is not one of 'hello', 'bye'" in body["error"]["message"]
+    status, body = call_paged("POST", body={"name": "ada"})
+    assert status == 422 and body["error"]["message"] == "invalid request: action: is required"

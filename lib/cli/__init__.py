@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -128,13 +127,15 @@ def run_function(app: Any, argv: list[str] | None = None) -> None:
 
     async def main() -> tuple[int, dict[str, str], bytes]:
         from lib import db
+        from lib.config import get_settings
 
         try:
             streaming = bool(body and body.get("stream"))
             headers = {}
             # the command line acts as the operator: it uses the first configured key, if any
-            if os.environ.get("API_KEYS"):
-                headers["authorization"] = "Bearer " + os.environ["API_KEYS"].split(",")[0].split(":")[0]
+            api_keys = get_settings().api_keys
+            if api_keys:
+                headers["authorization"] = "Bearer " + api_keys[0].key
             return await call_app(app, method, body, query, headers=headers,
                                   on_chunk=stream if streaming else None)
         finally:
@@ -176,15 +177,17 @@ def _db_url(args: Any) -> int:
 
 
 def _configure_serve(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 3000)")
 
 
 @command("serve", "run the local server (every api/*.py at /api/<name>)", _configure_serve)
 def _serve(args: Any) -> int:
     from lib.cli.server import serve
+    from lib.config import get_settings
 
-    serve(args.host, args.port)
+    settings = get_settings()
+    serve(args.host or settings.host, args.port or settings.port)
     return 0
 
 

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,20 +113,20 @@ async def ingest_paths(files: list[Path], args: argparse.Namespace, summary: Sum
                        bar: ProgressBar | None) -> None:
     from lib import db, errors
     from lib.config import get_settings
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     settings = get_settings()
-    metadata = json.loads(args.metadata) if args.metadata else {}
+    options = IngestOptions(namespace=args.namespace, metadata=json.loads(args.metadata) if args.metadata else {},
+                            embedding_model=args.model, chunk_size_tokens=args.chunk_size,
+                            chunk_overlap_tokens=args.overlap)
     limit = asyncio.Semaphore(max(1, args.jobs))
 
     async def one(path: Path) -> None:
         name = source_name(path)
         async with limit:
             try:
-                result = await ingest_document(
-                    path.read_bytes(), path.name, namespace=args.namespace, settings=settings, source=name,
-                    metadata=metadata, embedding_model=args.model, chunk_size_tokens=args.chunk_size,
-                    chunk_overlap_tokens=args.overlap)
+                result = await ingest_document(path.read_bytes(), path.name, replace(options, source=name),
+                                               settings=settings)
             except (errors.ApiError, OSError) as exc:
                 summary.failed += 1
                 message = exc.message if isinstance(exc, errors.ApiError) else str(exc)

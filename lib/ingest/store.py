@@ -1,7 +1,7 @@
 """Storing documents: extract, chunk, embed, then write the document and its chunks in one
 transaction; delete and list.
 
-    result = await ingest_document(data, "guide.pdf", namespace="docs", settings=settings)
+    result = await ingest_document(data, "guide.pdf", IngestOptions(namespace="docs"), settings=settings)
     result.status   # "indexed" | "unchanged" | "replaced"
 
 Order matters for "nothing half-written": every chunk is embedded (cache first) BEFORE the write
@@ -23,7 +23,7 @@ import json
 import re
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lib import errors
@@ -31,6 +31,8 @@ from lib.config import Settings
 from lib.logs import log
 
 if TYPE_CHECKING:
+    import asyncio
+
     from psycopg import AsyncConnection
 
     from lib.ingest.chunking import Chunk
@@ -42,6 +44,23 @@ OnProgress = Callable[[str, dict[str, Any]], Awaitable[None]]
 MAX_VECTOR_INDEX_DIMS = 2000
 MAX_HALFVEC_INDEX_DIMS = 4000
 _INDEX_LOCK = 7_347_120_021
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Where one document goes and how it is indexed; None means the deployment's default."""
+
+    namespace: str
+    source: str | None = None  # its identity in the namespace (re-ingesting it replaces it); the filename
+    title: str | None = None  # from the file: PDF/DOCX properties, first heading, <title>
+    metadata: dict[str, Any] = field(default_factory=dict)
+    media_type: str | None = None  # as declared; generic or missing types defer to the filename
+    embedding_model: str | None = None  # EMBEDDING_MODEL, see lib.ingest.embedders.default_model
+    dimensions: int | None = None
+    chunk_size_tokens: int | None = None  # CHUNK_SIZE_TOKENS
+    chunk_overlap_tokens: int | None = None  # CHUNK_OVERLAP_TOKENS
+    blob_key: str | None = None  # the original in S3, which the reindex cron watches
+    source_etag: str | None = None
 
 
 @dataclass
@@ -166,26 +185,11 @@ async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> Non
 
 
 async def ingest_document(
-    data: bytes,
-    filename: str,
-    *,
-    namespace: str,
-    settings: Settings,
-    media_type: str | None = None,
-    source: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    title: str | None = None,
-    embedding_model: str | None = None,
-    dimensions: int | None = None,
-    chunk_size_tokens: int | None = None,
-    chunk_overlap_tokens: int | None = None,
-    blob_key: str | None = None,
-    source_etag: str | None = None,
-    request_id: str | None = None,
-    caller: str | None = None,
-    on_progress: OnProgress | None = None,
+    data: bytes, filename: str, options: IngestOptions, *, settings: Settings, request_id: str | None = None,
+    caller: str | None = None, on_progress: OnProgress | None = None,
 ) -> IngestResult:
-    """Index one file into `namespace` under `source` (default: the filename)."""
+    """Index one file as `options` say. The size limit and the media type are checked here, first
+    (413, 415), for every caller; `request_id` and `caller` go to the usage ledger."""
     from lib import db
     from lib.ingest.chunking import chunk_document
     from lib.ingest.documents import detect_media_type, extract_document
@@ -200,12 +204,12 @@ async def ingest_document(
         raise errors.PayloadTooLarge(
             f"{filename}: {len(data)} bytes is over the limit of {settings.max_document_bytes} bytes "
             "(MAX_DOCUMENT_BYTES)", details={"limit_bytes": settings.max_document_bytes})
-    source = source or filename
-    metadata = dict(metadata or {})
-    kind = detect_media_type(filename, media_type)
-    spec = resolve_embedding_model(embedding_model or default_model(settings), dimensions)
-    size = settings.chunk_size_tokens if chunk_size_tokens is None else chunk_size_tokens
-    overlap = settings.chunk_overlap_tokens if chunk_overlap_tokens is None else chunk_overlap_tokens
+    namespace, source, title = options.namespace, options.source or filename, options.title
+    metadata = dict(options.metadata or {})
+    kind = detect_media_type(filename, options.media_type)
+    spec = resolve_embedding_model(options.embedding_model or default_model(settings), options.dimensions)
+    size = settings.chunk_size_tokens if options.chunk_size_tokens is None else options.chunk_size_tokens
+    overlap = settings.chunk_overlap_tokens if options.chunk_overlap_tokens is None else options.chunk_overlap_tokens
     if size < 1:
         raise errors.field_error("chunk_size_tokens", "must be at least 1")
     if overlap < 0:
@@ -239,7 +243,7 @@ async def ingest_document(
     tokens = sum(c.token_count for c in chunks)
     fields = {
         "namespace": namespace, "source": source, "title": doc_title, "media_type": document.media_type,
-        "content_hash": digest, "source_etag": source_etag, "blob_key": blob_key,
+        "content_hash": digest, "source_etag": options.source_etag, "blob_key": options.blob_key,
         "metadata": json.dumps(metadata), "embedding_model": spec.name, "chunk_count": len(chunks),
         "token_count": tokens, "chunking": json.dumps(chunking),
     }
@@ -349,7 +353,7 @@ async def delete_document(namespace: str, *, settings: Settings, document_id: st
         raise errors.field_error("document_id", "give the document's id or its source")
     async with db.connect(settings) as conn, conn.transaction():
         if document_id:
-            _check_uuid(document_id)
+            document_id = _canonical_uuid(document_id)
             cur = await conn.execute(
                 "DELETE FROM documents WHERE namespace = %s AND id = %s RETURNING id, source, chunk_count",
                 (namespace, document_id))
@@ -365,11 +369,12 @@ async def delete_document(namespace: str, *, settings: Settings, document_id: st
             "chunks": row[2]}
 
 
-def _check_uuid(value: str) -> None:
+def _canonical_uuid(value: str) -> str:
+    # uuid.UUID also reads `urn:uuid:...`, which Postgres refuses: send the canonical spelling
     import uuid
 
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value))
     except ValueError:
         raise errors.field_error("document_id", f"{value!r} is not a document id (a UUID)") from None
 
@@ -402,12 +407,16 @@ def _public(row: dict) -> dict[str, Any]:
 
 
 async def ingest_events(run: Callable[[OnProgress], Awaitable[IngestResult]]) -> AsyncIterator[dict[str, Any]]:
-    """Run an ingest and yield its progress as events, for a streamed (SSE) upload:
-    `{"type": "progress", "stage": ...}` per stage and embedding batch, then one
-    `{"type": "result", ...}` or `{"type": "error", "error": {"code", "message"}}`."""
+    """Start an ingest and, once it reports its first stage, return its progress as events for a
+    streamed (SSE) upload: `{"type": "progress", "stage": ...}` per stage and embedding batch, then
+    one `{"type": "result", ...}` or `{"type": "error", "error": {"code", "message"}}`.
+
+    A failure before the first stage (a document over the size limit, a type we cannot read, an
+    unknown model, no database) is raised here instead, while the caller can still answer it
+    with its own status, as a plain JSON error."""
     import asyncio
 
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    queue: asyncio.Queue[dict[str, Any] | Exception] = asyncio.Queue()
 
     async def on_progress(stage: str, fields: dict[str, Any]) -> None:
         if stage != "done":
@@ -417,20 +426,39 @@ async def ingest_events(run: Callable[[OnProgress], Awaitable[IngestResult]]) ->
         try:
             result = await run(on_progress)
             await queue.put({"type": "result", **result.as_dict()})
-        except errors.ApiError as exc:
-            await queue.put({"type": "error", "status": exc.status,
-                             "error": {"code": exc.code, "message": exc.message}})
-        except Exception as exc:  # noqa: BLE001 - the stream has started; report, do not crash it
-            log("error", "ingest_failed", exception=type(exc).__name__, detail=repr(exc)[:2000])
-            await queue.put({"type": "error", "status": 500,
-                             "error": {"code": "internal_error", "message": "internal error; see the server log"}})
-        finally:
-            await queue.put(None)
+        except Exception as exc:  # noqa: BLE001 - handed to the reader, who raises or reports it
+            await queue.put(exc)
 
     task = asyncio.create_task(work())
     try:
-        while (event := await queue.get()) is not None:
+        first = await queue.get()
+    except BaseException:  # the request itself was cancelled: stop the ingest with it
+        task.cancel()
+        raise
+    if isinstance(first, Exception):
+        raise first
+    return _stream_events(first, queue, task)
+
+
+async def _stream_events(first: dict[str, Any], queue: asyncio.Queue[dict[str, Any] | Exception],
+                         task: asyncio.Task[None]) -> AsyncIterator[dict[str, Any]]:
+    event: dict[str, Any] | Exception = first
+    try:
+        while isinstance(event, dict):
             yield event
+            if event["type"] == "result":
+                return
+            event = await queue.get()
+        yield _error_event(event)
     finally:
         if not task.done():
             task.cancel()
+
+
+def _error_event(exc: Exception) -> dict[str, Any]:
+    """An ingest that failed after its stream started: the error as the stream's last event."""
+    if isinstance(exc, errors.ApiError):
+        return {"type": "error", "status": exc.status, "error": {"code": exc.code, "message": exc.message}}
+    log("error", "ingest_failed", exception=type(exc).__name__, detail=repr(exc)[:2000])
+    return {"type": "error", "status": 500,
+            "error": {"code": "internal_error", "message": "internal error; see the server log"}}

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 async def refresh_document(conn: AsyncConnection, document_id: str | None, settings: Settings) -> str:
     from lib.ingest.blobs import blob_etag, fetch_blob, filename_from_key
-    from lib.ingest.store import ingest_document
+    from lib.ingest.store import IngestOptions, ingest_document
 
     cur = await conn.execute(
         "SELECT namespace, source, blob_key, source_etag, media_type, metadata, title"
@@ -35,9 +35,9 @@ async def refresh_document(conn: AsyncConnection, document_id: str | None, setti
     if etag == known_etag:
         return "unchanged"
     blob = await fetch_blob(settings, namespace, key)
-    result = await ingest_document(blob.data, filename_from_key(key), namespace=namespace, settings=settings,
-                                   media_type=media_type, source=source, metadata=metadata, title=title,
-                                   blob_key=key, source_etag=blob.etag)
+    options = IngestOptions(namespace=namespace, source=source, title=title, metadata=metadata,
+                            media_type=media_type, blob_key=key, source_etag=blob.etag)
+    result = await ingest_document(blob.data, filename_from_key(key), options, settings=settings)
     if result.status == "unchanged":  # same bytes under a new ETag: remember the ETag
         await conn.execute("UPDATE documents SET source_etag = %s WHERE id = %s", (blob.etag, document_id))
         return "unchanged"

@@ -2,7 +2,7 @@
 
 `useChat` posts `{id, messages, trigger, messageId, ...body}`: its UIMessages are read for their
 text parts, and the top-level `id`, `trigger` and `messageId` are accepted by name (every other
-unknown field is refused). Only pydantic is imported here, so the function's cold start stays small.
+unknown field is refused). Only pydantic (and the shared Namespace type) is imported here, so the function's cold start stays small.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from lib.web.fields import Namespace
 
 
 class Weights(BaseModel):
@@ -32,7 +34,7 @@ class RagRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
     query: str | None = Field(None, min_length=1, max_length=8000)
     messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=500)
-    namespace: str = Field("default", min_length=1, max_length=200)
+    namespace: Namespace = "default"
     top_k: int = Field(5, ge=1, le=100)
     mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
     fusion: Literal["weighted", "rrf"] = "weighted"

@@ -5,9 +5,13 @@ A function file declares `app = Endpoint("name")` and registers a handler per me
     @app.post(AskRequest)
     async def ask(request: Request, body: AskRequest) -> dict: ...
 
+    @app.get(ListQuery)          # GET (and DELETE): the model validates the query string
+    async def list_items(request: Request, query: ListQuery) -> dict: ...
+
 The helper owns everything at the edge: request ids, CORS and preflight, API-key auth, body
-limits, content types, JSON and multipart parsing, pydantic validation (unknown fields refused),
-the JSON error shape, streaming responses and one structured log line per request.
+limits, content types, JSON and multipart parsing, pydantic validation (unknown fields refused,
+a bad field or query parameter named in the 422), the JSON error shape, streaming responses and
+one structured log line per request.
 """
 
 from __future__ import annotations
@@ -18,12 +22,19 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from lib import errors
-from lib.config import ApiKey, Settings, get_settings
-from lib.logs import log, scrub
+from lib.config import ApiKey, SettingError, Settings, get_settings
+from lib.logs import log, scrub, set_level
+from lib.web.auth import authenticate_api_key, bearer_token, check_cron_secret, matching_secret
 from lib.web.client_input import check_fields, check_text, read_json_object
+
+__all__ = [
+    "Endpoint", "Request", "Response", "StreamingResponse", "UploadedFile", "json_response", "sse_response",
+    "authenticate_api_key", "bearer_token", "check_cron_secret", "matching_secret",
+]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -152,8 +163,9 @@ Handler = Callable[[Request, Any], Awaitable[Any]]
 @dataclass
 class _Route:
     handler: Handler
-    model: Any
+    model: Any  # a pydantic model class, any type pydantic validates (a union of models), or None
     multipart: bool
+    adapter: Any = None  # the pydantic TypeAdapter for a `model` that is not a model class
 
 
 # --- the endpoint ---------------------------------------------------------------------------
@@ -174,6 +186,11 @@ class Endpoint:
         self.routes: dict[str, _Route] = {}
 
     def route(self, method: str, model: Any = None, *, multipart: bool = False):
+        """Register the handler of `method`. `model` validates what the method carries: the JSON
+        or multipart body of a POST, the query string of a GET, both for a DELETE (a body's fields
+        win). A blank query parameter (`?limit=`) counts as absent, as HTML forms send it. Without a
+        model the handler gets the raw dict."""
+
         def register(handler: Handler) -> Handler:
             self.routes[method.upper()] = _Route(handler, model, multipart)
             return handler
@@ -204,7 +221,7 @@ class Endpoint:
         outcome = {"status": 500, "error_code": None}
         extra_headers = {"x-request-id": request_id}
         try:
-            settings = get_settings()
+            settings = _settings()
             extra_headers.update(_cors_headers(settings, headers.get("origin")))
             response = await self._dispatch(scope, receive, method, headers, request_id, settings)
         except errors.ApiError as exc:
@@ -245,7 +262,7 @@ class Endpoint:
                 f"{method} is not allowed on /api/{self.name}; use {allowed}",
                 headers={"allow": allowed},
             )
-        api_key = self._authenticate(settings, headers)
+        api_key = authenticate_api_key(settings, headers) if self.auth else None
         request = Request(
             method=method,
             path=scope.get("path", ""),
@@ -257,13 +274,14 @@ class Endpoint:
             client_ip=(scope.get("client") or ("", 0))[0] or "",
         )
         body: Any = None
+        data: dict[str, Any] = {}
+        if method in ("GET", "HEAD", "DELETE"):  # a model reads a blank `?limit=` as absent
+            data = {name: value for name, value in request.query.items() if value or route.model is None}
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             request.body = await _read_body(receive, headers, self.max_body_bytes or settings.max_body_bytes)
-            data = _parse_body(request, route)
-        else:
-            data = dict(request.query)
+            data.update(_parse_body(request, route))
         if route.model is not None:
-            body = _validate(route.model, data)
+            body = _validate(route, data)
         elif data:
             body = data
         result = await route.handler(request, body)
@@ -271,36 +289,17 @@ class Endpoint:
             return result
         return json_response(result)
 
-    def _authenticate(self, settings: Settings, headers: dict[str, str]) -> ApiKey | None:
-        if not self.auth:
-            return None
-        if not settings.api_keys:
-            if settings.is_production:
-                raise errors.ConfigurationError(
-                    "API_KEYS is not set on a production deployment; refusing to serve "
-                    "unauthenticated requests"
-                )
-            return None
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise errors.Unauthorized(
-                "missing API key: send Authorization: Bearer <key>",
-                headers={"www-authenticate": "Bearer"},
-            )
-        import hmac
-
-        match = None
-        for candidate in settings.api_keys:
-            # compare every key, in constant time, so timing says nothing about which matched
-            if hmac.compare_digest(candidate.key.encode(), token.encode()):
-                match = candidate
-        if match is None:
-            raise errors.Unauthorized("invalid API key", headers={"www-authenticate": "Bearer"})
-        return match
-
-
 # --- edge helpers ---------------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    """The process's settings, with LOG_LEVEL applied; a variable that does not fit is a 503."""
+    try:
+        settings = get_settings()
+    except SettingError as exc:
+        raise errors.ConfigurationError(str(exc)) from None
+    set_level(settings.log_level)
+    return settings
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
@@ -438,21 +437,38 @@ def _parse_multipart(content_type: str, raw: bytes) -> tuple[dict[str, str], dic
     return form, files
 
 
-def _validate(model: Any, data: dict[str, Any]) -> Any:
-    from pydantic import ValidationError
+def _validate(route: _Route, data: dict[str, Any]) -> Any:
+    from pydantic import TypeAdapter, ValidationError
 
     try:
-        return model.model_validate(data)
+        if hasattr(route.model, "model_validate"):
+            return route.model.model_validate(data)
+        if route.adapter is None:
+            route.adapter = TypeAdapter(route.model)
+        return route.adapter.validate_python(data)
     except ValidationError as exc:
+        union = _is_union(route.model)
         details = []
         for err in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(p) for p in err["loc"]) or "body"
+            # a union's errors start with the member they were checked against, which is no field
+            loc = err["loc"][1:] if union and err["loc"] else err["loc"]
             message = err["msg"]
             if err["type"] == "extra_forbidden":
                 message = "unknown field"
+            elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc = (*loc, err["ctx"]["discriminator"].strip("'"))
+                message = (f"{err['ctx']['tag']!r} is not one of {err['ctx']['expected_tags']}"
+                           if err["type"] == "union_tag_invalid" else "is required")
+            where = ".".join(str(p) for p in loc) or "body"
             details.append({"field": where, "message": message, "type": err["type"]})
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         raise errors.ValidationFailed(f"invalid request: {summary}", details=details) from None
+
+
+def _is_union(model: Any) -> bool:
+    while get_origin(model) is Annotated:
+        model = get_args(model)[0]
+    return get_origin(model) in (Union, UnionType)
 
 
 async def _send_response(
