@@ -29,10 +29,13 @@ class EmbeddingsRequest(BaseModel):
 
 @app.post(EmbeddingsRequest)
 async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
+    from lib.ingest.embedders import check_allowed, resolve_embedding_model
     from lib.ingest.embedding import embed_texts
 
     if body.namespace:
         request.require_namespace(body.namespace)
+    if body.model:
+        check_allowed(resolve_embedding_model(body.model, body.dimensions), request.settings, "model")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if len(texts) > MAX_INPUTS:
         raise errors.field_error("input", f"has {len(texts)} texts; send at most {MAX_INPUTS} per request")

@@ -184,6 +184,9 @@ class Settings:
 
     # --- ingestion --------------------------------------------------------------------------
     embedding_model: str = setting("EMBEDDING_MODEL", "")
+    # Which models a request may name; each new one gets its own HNSW index. Empty: the default
+    # model, the offline ones and the known provider models at their full size; `*`: any.
+    embedding_models: tuple[str, ...] = setting("EMBEDDING_MODELS", (), comma_list)
     embedding_concurrency: int = setting("EMBEDDING_CONCURRENCY", 4, whole(at_least=1))
     # inputs per embedding request; 0: the model's own limit
     embedding_batch_size: int = setting("EMBEDDING_BATCH_SIZE", 0, whole())

@@ -40,6 +40,8 @@ _ISOLATED = [
 ]
 for _name in _ISOLATED:
     os.environ.pop(_name, None)
+# The suite indexes with many small models; the default allow-list is tested on its own.
+os.environ["EMBEDDING_MODELS"] = "*"
 
 _BASE_URL = os.environ.get("DATABASE_URL", "")
 TEMPLATE_DB = f"bundle_test_template_{os.getpid()}"

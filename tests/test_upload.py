@@ -8,6 +8,7 @@ import base64
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.fakes.provider_server import Reply
@@ -372,3 +373,39 @@ def test_namespace_limited_key_cannot_upload_list_or_delete_elsewhere(client, en
     ok = client.post("/api/upload", json={"filename": "a.txt", "content": "Allowed.", "namespace": "docs"},
                      headers=auth)
     assert ok.status_code == 200
+
+
+def test_model_spellings_are_one_model_and_only_allowed_models_get_an_index(client, database, env) -> None:
+    env(EMBEDDING_MODELS=None)  # the default list: the default model, offline ones, known provider models
+    spellings = ["local/hash-0384", "LOCAL/hash-384", "local/hash-384@384", "local/hash-00384"]
+    for i, model in enumerate(spellings):
+        r = upload(client, f"n{i}.txt", f"note number {i}", namespace="spell", embedding_model=model)
+        assert r.status_code == 200 and r.json()["embedding_model"] == "local/hash-384", r.text
+    for model in ["local/hash-9", "local/hash-10", "compat/anything", "openai/text-embedding-3-small@64"]:
+        r = upload(client, "x.txt", "text", namespace="spell", embedding_model=model)
+        assert r.status_code == 422 and "embedding_model" in r.json()["error"]["message"], r.text
+    r = client.post("/api/embeddings", json={"input": "x", "model": "local/hash-9"})
+    assert r.status_code == 422 and "not enabled" in r.json()["error"]["message"]
+    with psycopg.connect(database) as conn:
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'chunks' AND indexdef ILIKE '%hash-9%'")]
+    assert indexes == []
+    env(EMBEDDING_MODELS="local/hash-384,local/hash-9")
+    assert upload(client, "y.txt", "text", namespace="other", embedding_model="local/hash-9").status_code == 200
+    r = client.post("/api/embeddings", json={"input": "x", "model": "local/hash-²"})
+    assert r.status_code == 422
+
+
+def test_a_namespace_keeps_its_model_when_the_default_changes(client, database, env, fake_provider) -> None:
+    env(OPENAI_API_KEY=None)
+    first = upload(client, "a.txt", "the first note", namespace="keeps").json()
+    assert first["embedding_model"] == "local/hash-384"
+    env(OPENAI_API_KEY="sk-test-openai")  # the default for new namespaces becomes OpenAI's model
+    second = upload(client, "b.txt", "the second note", namespace="keeps").json()
+    assert second["embedding_model"] == "local/hash-384"
+    assert upload(client, "c.txt", "a new namespace", namespace="fresh-ns").json()["embedding_model"] == \
+        "openai/text-embedding-3-small"
+    planned = client.get("/api/reindex").json()  # no EMBEDDING_MODEL named: nothing is re-embedded
+    with psycopg.connect(database) as conn:
+        kinds = [r[0] for r in conn.execute("SELECT DISTINCT kind FROM reindex_jobs")]
+    assert "reembed" not in kinds and "switch_model" not in kinds, (planned, kinds)

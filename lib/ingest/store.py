@@ -114,6 +114,15 @@ def vector_index_sql(model: str, dimensions: int) -> str | None:
             f" ({expression} {ops}) WHERE embedding_model = {literal}")
 
 
+async def namespace_model(conn: AsyncConnection, namespace: str) -> str | None:
+    """The embedding model most of the namespace's documents use; None for a new namespace."""
+    cur = await conn.execute(
+        "SELECT embedding_model FROM documents WHERE namespace = %s"
+        " GROUP BY embedding_model ORDER BY count(*) DESC, embedding_model LIMIT 1", (namespace,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
 async def ensure_vector_index(conn: AsyncConnection, model: str, dimensions: int) -> bool:
     """Create the model's HNSW index if it is missing. Returns True when it was created now.
 
@@ -193,7 +202,7 @@ async def ingest_document(
     from lib import db
     from lib.ingest.chunking import chunk_document
     from lib.ingest.documents import detect_media_type, extract_document
-    from lib.ingest.embedders import default_model, resolve_embedding_model
+    from lib.ingest.embedders import check_allowed, default_model, resolve_embedding_model
     from lib.ingest.embedding import embed_texts
 
     async def progress(stage: str, **fields: Any) -> None:
@@ -207,7 +216,9 @@ async def ingest_document(
     namespace, source, title = options.namespace, options.source or filename, options.title
     metadata = dict(options.metadata or {})
     kind = detect_media_type(filename, options.media_type)
-    spec = resolve_embedding_model(options.embedding_model or default_model(settings), options.dimensions)
+    if options.embedding_model:  # named by the request: only a model this deployment allows
+        spec = check_allowed(resolve_embedding_model(options.embedding_model, options.dimensions), settings,
+                             "embedding_model")
     size = settings.chunk_size_tokens if options.chunk_size_tokens is None else options.chunk_size_tokens
     overlap = settings.chunk_overlap_tokens if options.chunk_overlap_tokens is None else options.chunk_overlap_tokens
     if size < 1:
@@ -219,6 +230,9 @@ async def ingest_document(
     digest = sha256_hex(data)
 
     async with db.connect(settings) as conn:
+        if not options.embedding_model:  # a namespace keeps the model it was created with
+            model = await namespace_model(conn, namespace) or default_model(settings)
+            spec = resolve_embedding_model(model, options.dimensions)
         previous = await _find(conn, namespace, source)
     if previous and _same(previous, digest, spec.name, chunking, metadata, title):
         await progress("done", status="unchanged")

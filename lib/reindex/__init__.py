@@ -60,10 +60,14 @@ class ReindexReport:
                 "jobs": self.processed, "duration_s": round(self.duration_s, 3)}
 
 
-def target_model(settings: Settings) -> str:
-    from lib.ingest.embedders import default_model
+def target_model(settings: Settings) -> str | None:
+    """The model every namespace moves to: only one the operator named in EMBEDDING_MODEL. A default
+    that changed by itself (a provider key added) never re-embeds anything at the owner's expense."""
+    if not settings.embedding_model:
+        return None
+    from lib.ingest.embedders import resolve_embedding_model
 
-    return default_model(settings)
+    return resolve_embedding_model(settings.embedding_model).name
 
 
 # --- planning ---------------------------------------------------------------------------------
@@ -83,6 +87,8 @@ async def plan(conn: AsyncConnection, settings: Settings) -> int:
             " ORDER BY namespace, id ON CONFLICT DO NOTHING",
         )
         added = cur.rowcount
+        if model is None:
+            return added
         cur = await conn.execute(
             "INSERT INTO reindex_jobs (kind, namespace, document_id, target_model)"
             " SELECT 'reembed', namespace, id, %(model)s FROM documents WHERE embedding_model <> %(model)s"

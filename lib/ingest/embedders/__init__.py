@@ -77,6 +77,25 @@ _ALIASES = {"gemini": "google", "ollama": "compat", "vllm": "compat", "lmstudio"
 _OPENAI_WIRE = ("openai", "google", "openrouter", "compat")
 _HASH = re.compile(r"^local/hash-(\d+)$")
 MAX_HASH_DIMENSIONS = 4096
+MAX_DIMENSIONS = 16_000  # pgvector's limit for a vector column
+
+
+def allowed_models(settings: Settings) -> frozenset[str] | None:
+    """The model names a request may use (None: any). Every name is normalized, so `local/hash-0384`
+    and `local/hash-384` are one model, one cache and one index."""
+    if "*" in settings.embedding_models:
+        return None
+    listed = settings.embedding_models or (default_model(settings), DEFAULT_LOCAL_MODEL, *KNOWN_MODELS)
+    return frozenset(resolve_embedding_model(name).name for name in listed)
+
+
+def check_allowed(spec: EmbeddingModel, settings: Settings, field: str) -> EmbeddingModel:
+    """422 naming `field` when a request names a model this deployment does not allow."""
+    allowed = allowed_models(settings)
+    if allowed is not None and spec.name not in allowed:
+        raise errors.field_error(field, f"{spec.name} is not enabled here; allowed: {', '.join(sorted(allowed))} "
+                                 "(the operator sets EMBEDDING_MODELS)")
+    return spec
 
 
 def default_model(settings: Settings) -> str:
@@ -92,14 +111,17 @@ def resolve_embedding_model(name: str, dimensions: int | None = None) -> Embeddi
     """The model for a name (and an optional `dimensions`); 422 naming `model` or `dimensions`."""
     base, _, suffix = name.strip().partition("@")
     if suffix:
-        if not suffix.isdigit() or int(suffix) < 1:
-            raise errors.field_error("model", f"{name!r}: the part after @ must be a dimension count")
+        if not (suffix.isascii() and suffix.isdigit()) or not 1 <= int(suffix) <= MAX_DIMENSIONS:
+            raise errors.field_error("model", f"{name!r}: the part after @ must be a dimension count "
+                                     f"from 1 to {MAX_DIMENSIONS}")
         if dimensions is not None and dimensions != int(suffix):
             raise errors.field_error("dimensions", f"{dimensions} contradicts the model name {name!r}")
         dimensions = int(suffix)
     prefix, sep, model = base.partition("/")
-    prefix = _ALIASES.get(prefix, prefix)
+    prefix = _ALIASES.get(prefix.lower(), prefix.lower())
     base = f"{prefix}/{model}"
+    if base.lower() in KNOWN_MODELS or _HASH.match(base.lower()):
+        base = base.lower()  # one spelling per model: each spelling would be its own index
     if not sep or not model:
         raise errors.field_error("model", f"{name!r} is not an embedding model; name it provider/model, "
                                  f"e.g. {DEFAULT_LOCAL_MODEL} or openai/text-embedding-3-small")
@@ -108,6 +130,7 @@ def resolve_embedding_model(name: str, dimensions: int | None = None) -> Embeddi
         dims = int(hashing.group(1))
         if not 8 <= dims <= MAX_HASH_DIMENSIONS:
             raise errors.field_error("model", f"local/hash-<dims> takes 8 to {MAX_HASH_DIMENSIONS} dimensions")
+        base = f"local/hash-{dims}"  # hash-0384 is hash-384
         spec = EmbeddingModel(base, "local", f"hash-{dims}", dims, max_input_tokens=1_000_000,
                               max_batch_inputs=256, max_batch_tokens=10**9, cached=False)
     elif base in KNOWN_MODELS:
@@ -122,8 +145,8 @@ def resolve_embedding_model(name: str, dimensions: int | None = None) -> Embeddi
                                  "local/all-minilm-l6-v2, openai/..., google/..., openrouter/... or compat/...")
     if dimensions is None or dimensions == spec.dimensions:
         return spec
-    if dimensions < 1:
-        raise errors.field_error("dimensions", "must be at least 1")
+    if not 1 <= dimensions <= MAX_DIMENSIONS:
+        raise errors.field_error("dimensions", f"must be from 1 to {MAX_DIMENSIONS}")
     if not spec.can_shorten:
         raise errors.field_error("dimensions", f"{base} always returns {spec.dimensions} dimensions")
     if spec.dimensions is not None and dimensions > spec.dimensions:
