@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from lib.providers import cached_client
-from lib.providers.exceptions import ProviderError, from_body, from_status, from_transport, mapping_exceptions
+from lib.providers.exceptions import ProviderError, from_sdk, mapping_exceptions
 from lib.providers.types import (
     CONTENT_FILTER,
     LENGTH,
@@ -61,15 +61,7 @@ def _translate(provider: str, exc: Exception) -> ProviderError | None:
     import anthropic  # loaded already: the call that failed went through it
     import httpx2
 
-    if isinstance(exc, anthropic.APIStatusError):  # an `error` event in a stream too, with its 200
-        return from_status(provider, exc.status_code, exc.response.headers, exc.body, exc.message)
-    if isinstance(exc, anthropic.APITimeoutError):  # before its base class, APIConnectionError
-        return ProviderError("timeout", exc.message, provider=provider)
-    if isinstance(exc, anthropic.APIConnectionError):
-        return ProviderError("connection", exc.message, provider=provider)
-    if isinstance(exc, anthropic.APIError):
-        return from_body(provider, exc.body, exc.message)
-    return from_transport(provider, exc, httpx2)
+    return from_sdk(provider, exc, anthropic, httpx2)
 
 
 def wire_messages(request: ChatRequest) -> tuple[str, list[dict[str, Any]]]:

@@ -100,6 +100,21 @@ def from_body(provider: str, body: Any, message: str) -> ProviderError:
     return ProviderError("provider_error", _body_message(body) or message, provider=provider)
 
 
+def from_sdk(provider: str, exc: Exception, sdk: ModuleType, http: ModuleType | None = None) -> ProviderError | None:
+    """An exception of the `openai`, `anthropic` or `groq` SDK. The three are generated from one
+    template and share their exception classes; `http` is the HTTP library an SDK lets through
+    unwrapped while a stream is read (None when it wraps everything itself)."""
+    if isinstance(exc, sdk.APIStatusError):  # for Anthropic, an `error` event in a stream too
+        return from_status(provider, exc.status_code, exc.response.headers, exc.body, exc.message)
+    if isinstance(exc, sdk.APITimeoutError):  # before its base class, APIConnectionError
+        return ProviderError("timeout", exc.message, provider=provider)
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderError("connection", exc.message, provider=provider)
+    if isinstance(exc, sdk.APIError):  # an error event inside a stream
+        return from_body(provider, exc.body, exc.message)
+    return from_transport(provider, exc, http) if http is not None else None
+
+
 def from_transport(provider: str, exc: Exception, http: ModuleType) -> ProviderError | None:
     """Timeouts and broken connections of an httpx-style library (`httpx`, `httpx2`), which some SDKs
     let through unwrapped while a stream is read; None for anything else."""

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from lib.providers import cached_client
-from lib.providers.exceptions import ProviderError, from_body, from_status, from_transport, mapping_exceptions
+from lib.providers.exceptions import ProviderError, from_sdk, mapping_exceptions
 from lib.providers.openai_wire import read_chunks, read_completion, wire_params
 from lib.providers.types import ChatRequest, ChatResponse, StreamEvent, Target
 
@@ -36,15 +36,7 @@ def _translate(provider: str, exc: Exception) -> ProviderError | None:
     import groq  # loaded already: the call that failed went through it
     import httpx
 
-    if isinstance(exc, groq.APIStatusError):
-        return from_status(provider, exc.status_code, exc.response.headers, exc.body, exc.message)
-    if isinstance(exc, groq.APITimeoutError):  # before its base class, APIConnectionError
-        return ProviderError("timeout", exc.message, provider=provider)
-    if isinstance(exc, groq.APIConnectionError):
-        return ProviderError("connection", exc.message, provider=provider)
-    if isinstance(exc, groq.APIError):  # an error event inside a stream
-        return from_body(provider, exc.body, exc.message)
-    return from_transport(provider, exc, httpx)
+    return from_sdk(provider, exc, groq, httpx)
 
 
 async def _with_groq_usage(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from lib.providers import client_for_target
-from lib.providers.exceptions import ProviderError, from_body, from_status, mapping_exceptions
+from lib.providers.exceptions import ProviderError, from_sdk, mapping_exceptions
 from lib.providers.types import (
     CONTENT_FILTER,
     LENGTH,
@@ -42,15 +42,7 @@ def map_exceptions(provider: str) -> AbstractContextManager[None]:
 def _translate(provider: str, exc: Exception) -> ProviderError | None:
     import openai  # loaded already: the call that failed went through it
 
-    if isinstance(exc, openai.APIStatusError):
-        return from_status(provider, exc.status_code, exc.response.headers, exc.body, exc.message)
-    if isinstance(exc, openai.APITimeoutError):  # before its base class, APIConnectionError
-        return ProviderError("timeout", exc.message, provider=provider)
-    if isinstance(exc, openai.APIConnectionError):
-        return ProviderError("connection", exc.message, provider=provider)
-    if isinstance(exc, openai.APIError):  # an error event inside a stream
-        return from_body(provider, exc.body, exc.message)
-    return None
+    return from_sdk(provider, exc, openai)
 
 
 FINISH_REASONS = {"stop": STOP, "length": LENGTH, "tool_calls": TOOL_CALLS, "function_call": TOOL_CALLS,
