@@ -171,6 +171,62 @@ def test_copy_of_a_wrong_dimension_fails_the_partial_index_expression(database: 
         run_async(main)
 
 
+# --- search still uses the model's HNSW index --------------------------------------------------------
+
+
+class RecordingConnection:
+    """Passes a connection through, keeping the statements it runs."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.statements: list[tuple] = []
+
+    def transaction(self):
+        return self.conn.transaction()
+
+    async def execute(self, query, params=None):
+        self.statements.append((query, params))
+        return await self.conn.execute(query, params)
+
+
+@pytest.mark.parametrize("dimensions", [16, 2048])
+def test_vector_search_can_use_the_models_hnsw_index(database: str, dimensions: int) -> None:
+    """The statement search runs, with its `Vector` parameter, matches the partial index
+    expression (`vector(D)`, or `halfvec(D)` past 2,000 dimensions). Sorting is switched off so
+    that the index providing the order is the only plan that does not need a disabled node."""
+    from lib.ingest.store import ensure_vector_index, vector_index_name
+    from lib.retrieval.search import SearchOptions, vector_ranking_for_model
+
+    model = f"local/hash-{dimensions}"
+
+    async def main():
+        async with db.connect() as conn:
+            await ensure_vector_index(conn, model, dimensions)
+            await conn.execute(
+                "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model)"
+                " VALUES (%s, 'random.txt', 'text/plain', 'x', %s)", (model, model))
+            await conn.execute(
+                "INSERT INTO chunks (document_id, namespace, position, text, content_hash, token_count,"
+                " char_start, char_end, metadata, embedding_model, embedding)"
+                " SELECT d.id, d.namespace, g, 'chunk ' || g, 'h', 2, 0, 1, '{}', d.embedding_model,"
+                "  (SELECT array_agg(random() - 0.5 + i * 0 + g * 0) FROM generate_series(1, %s) i)::vector"
+                " FROM documents d, generate_series(0, 49) g WHERE d.namespace = %s", (dimensions, model))
+            recorder = RecordingConnection(conn)
+            hits = await vector_ranking_for_model(recorder, sample(dimensions, seed=3, largest=0), model,
+                                                  SearchOptions(namespace=model), 5)
+            query, params = recorder.statements[-1]
+            assert isinstance(params["vector"], Vector)
+            async with conn.transaction():
+                await conn.execute("SET LOCAL enable_sort = off")
+                cur = await conn.execute(pgsql.SQL("EXPLAIN ") + query, params)
+                plan = "\n".join(row[0] for row in await cur.fetchall())
+            return hits, plan
+
+    hits, plan = run_async(main)
+    assert len(hits) == 5
+    assert f"Index Scan using {vector_index_name(model)}" in plan, plan
+
+
 # --- registration ------------------------------------------------------------------------------------
 
 
