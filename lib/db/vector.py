@@ -91,8 +91,8 @@ class Vector(Sequence[float]):
 
 
 @lru_cache(maxsize=16)
-def _float32s(dimensions: int) -> struct.Struct:
-    return struct.Struct(f">{dimensions}f")
+def _binary_layout(dimensions: int) -> struct.Struct:
+    return struct.Struct(f">HH{dimensions}f")
 
 
 # --- adapters ------------------------------------------------------------------------------------
@@ -109,8 +109,8 @@ class VectorBinaryDumper(Dumper):
     format = Format.BINARY
 
     def dump(self, obj: Vector) -> bytes:
-        n = len(obj)
-        return _HEADER.pack(n, 0) + _float32s(n).pack(*obj)
+        values = obj._values  # the tuple itself: unpacking it is the fast path
+        return _binary_layout(len(values)).pack(len(values), 0, *values)
 
 
 class VectorTextLoader(Loader):
@@ -129,7 +129,7 @@ class VectorBinaryLoader(Loader):
 
     def load(self, data: Buffer) -> Vector:
         n, _ = _HEADER.unpack_from(data)
-        return Vector._trusted(_float32s(n).unpack_from(data, _HEADER.size))
+        return Vector._trusted(_binary_layout(n).unpack_from(data)[2:])
 
 
 async def register_vector(conn: AsyncConnection) -> bool:
