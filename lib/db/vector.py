@@ -6,16 +6,16 @@ connection by `register_vector` (the pool's `configure` callback, and `db.open_c
 
 Parameters and binary COPY travel in pgvector's binary format (int16 dimensions, int16 unused,
 then one big-endian float32 per dimension); results load as `Vector` in text and binary alike.
-There is no `HalfVector`: `halfvec` only appears in index expressions past 2,000 dimensions, and
-`%s::halfvec(D)` on a `Vector` gives the same half floats as parsing the text literal as `halfvec`,
-since pgvector reads halfvec text through float32 too.
+There is no `HalfVector`: `halfvec` only appears as a cast past 2,000 dimensions (a model's index
+expression and the query that must match it), and `%s::halfvec(D)` on a `Vector` gives the same
+half floats as parsing the text literal as `halfvec`, since pgvector reads halfvec text through
+float32 too.
 
 This module imports psycopg at the top: import it only on paths that talk to the database.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
@@ -35,8 +35,9 @@ _HEADER = struct.Struct(">HH")
 class Vector(Sequence[float]):
     """A pgvector `vector`: one number per dimension, stored by Postgres as float32.
 
-    Refuses what pgvector would refuse (no dimensions, more than 16,000, NaN or infinity) when it
-    is made, so a bad embedding fails here with its index rather than as a server error mid-COPY.
+    NaN and infinity are left to pgvector, which refuses them by name ("NaN not allowed in
+    vector") in text and binary alike: checking each value here would cost the bulk COPY of
+    chunks more than packing them does.
     """
 
     __slots__ = ("_values",)
@@ -45,23 +46,7 @@ class Vector(Sequence[float]):
         values = tuple(values)
         if not 1 <= len(values) <= MAX_DIMENSIONS:
             raise ValueError(f"a vector has 1 to {MAX_DIMENSIONS} dimensions, not {len(values)}")
-        try:
-            total = sum(values)  # NaN or infinity anywhere makes the sum non-finite: one C loop
-        except TypeError:
-            raise TypeError("a vector's values must be numbers") from None
-        if not math.isfinite(total):
-            bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-            if bad is None:
-                raise ValueError("a vector's values must fit in float32")
-            raise ValueError(f"a vector's values must be finite; value {bad} is {values[bad]}")
         self._values = values
-
-    @classmethod
-    def _trusted(cls, values: tuple[float, ...]) -> Vector:
-        """A vector from values Postgres sent, which it has already checked."""
-        vector = cls.__new__(cls)
-        vector._values = values
-        return vector
 
     def __len__(self) -> int:
         return len(self._values)
@@ -121,7 +106,7 @@ class VectorTextLoader(Loader):
         # float32 again so text and binary results hold the same numbers.
         values = [float(v) for v in bytes(data)[1:-1].split(b",")]
         f32 = struct.Struct(f"{len(values)}f")
-        return Vector._trusted(f32.unpack(f32.pack(*values)))
+        return Vector(f32.unpack(f32.pack(*values)))
 
 
 class VectorBinaryLoader(Loader):
@@ -129,7 +114,7 @@ class VectorBinaryLoader(Loader):
 
     def load(self, data: Buffer) -> Vector:
         n, _ = _HEADER.unpack_from(data)
-        return Vector._trusted(_binary_layout(n).unpack_from(data)[2:])
+        return Vector(_binary_layout(n).unpack_from(data)[2:])
 
 
 async def register_vector(conn: AsyncConnection) -> bool:
