@@ -77,8 +77,6 @@ def sqlalchemy_url(conninfo: str) -> str:
 
 async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], run: int,
                        triggers: bool, index: bool = True) -> float:
-    import psycopg
-
     from lib import db
     from lib.ingest.chunking import Chunk
     from lib.ingest.store import ensure_vector_index, store_document, vector_index_name
@@ -91,7 +89,7 @@ async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], r
               "blob_key": None, "metadata": json.dumps({"suite": "bench", "run": run}), "embedding_model": MODEL,
               "chunk_count": len(chunks), "token_count": sum(c.token_count for c in chunks),
               "chunking": json.dumps({})}
-    async with await psycopg.AsyncConnection.connect(url, **db.connection_kwargs()) as conn:
+    async with await db.open_connection(url) as conn:
         if index:
             await ensure_vector_index(conn, MODEL, DIMENSIONS)
         else:

@@ -63,14 +63,13 @@ def synthetic_data(chunks: int, seed: int = 42):
 
 
 async def load(url: str, chunks: int) -> float:
-    import psycopg
-
     from lib import db
-    from lib.ingest.store import Vector, copy_chunks, vector_index_sql
+    from lib.db.vector import Vector
+    from lib.ingest.store import copy_chunks, vector_index_sql
 
     started = time.perf_counter()
     _, _, _, vectors, texts, faq = synthetic_data(chunks)
-    async with await psycopg.AsyncConnection.connect(url, **db.connection_kwargs()) as conn:
+    async with await db.open_connection(url) as conn:
         documents = (chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT
         async with conn.transaction():
             cur = await conn.execute(

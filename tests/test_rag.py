@@ -123,6 +123,7 @@ def test_bad_requests_name_the_field(client, manuals, body: dict, field: str) ->
 def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
     """2,000 chunks, 12 of them `kind: faq`: HNSW alone would find almost none of them among its
     nearest neighbours; iterative scanning keeps going until top_k match."""
+    from lib.db.vector import Vector
     from lib.ingest.store import ensure_vector_index
     from lib.retrieval.search import SearchOptions, search
 
@@ -149,7 +150,7 @@ def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
                     cur = await conn.execute(
                         "SELECT id FROM chunks WHERE embedding_model = 'local/hash-16'"
                         " AND metadata @> '{\"kind\": \"faq\"}' ORDER BY embedding::vector(16) <=> %s::vector(16)"
-                        " LIMIT 5", (str(query),))
+                        " LIMIT 5", (Vector(query),))
                     plain = await cur.fetchall()
             return hits, plain
         finally:

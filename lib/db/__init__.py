@@ -3,6 +3,9 @@
 Pooler safety: psycopg is told never to prepare statements (`prepare_threshold=None`), and
 per-query settings use `SET LOCAL` inside a transaction, never session `SET`.
 
+Every connection, pooled or not (`open_connection`), knows pgvector's `vector` from the moment it
+opens (`lib/db/vector.py`), so callers pass `Vector` objects and never format vectors themselves.
+
 psycopg is imported inside the functions that need it, so importing a function module stays cheap.
 """
 
@@ -34,6 +37,17 @@ _migrated: set[str] = set()
 def connection_kwargs() -> dict[str, Any]:
     """Options for every connection: no server-side prepared statements (transaction poolers)."""
     return {"prepare_threshold": None, "autocommit": True}
+
+
+async def open_connection(url: str) -> AsyncConnection:
+    """A connection outside the pool (benchmarks, scripts), with the pool's options and adapters."""
+    from psycopg import AsyncConnection
+
+    from lib.db.vector import register_vector
+
+    conn = await AsyncConnection.connect(url, **connection_kwargs())
+    await register_vector(conn)
+    return conn
 
 
 def embedded_database_url(settings: Settings) -> str:
@@ -79,6 +93,8 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
     """The pool for this event loop and database, opened (and migrated) on first use."""
     from psycopg_pool import AsyncConnectionPool
 
+    from lib.db.vector import register_vector
+
     settings = settings or get_settings()
     url = database_url(settings)
     key = (id(asyncio.get_running_loop()), url)
@@ -90,6 +106,7 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
             max_size=max(1, settings.db_pool_size),
             kwargs={**connection_kwargs(), "connect_timeout": int(settings.db_connect_timeout_s)},
             open=False,
+            configure=register_vector,
             check=AsyncConnectionPool.check_connection,
             name="bundle",
         )
@@ -102,7 +119,9 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
             raise errors.ServiceUnavailable("the database cannot be reached") from exc
     if url not in _migrated:
         async with pool.connection() as conn:
-            await apply_migrations(conn)
+            applied = await apply_migrations(conn)
+        if applied:  # connections opened before them lack the types they add (pgvector's): reopen
+            await pool.drain()
         _migrated.add(url)
     return pool
 

@@ -56,10 +56,6 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(map(str, vector)) + "]"
-
-
 def check_inputs(texts: Sequence[Any], spec: EmbeddingModel) -> list[int]:
     """Token estimates per input; a 422 naming the first empty, non-string or oversized input."""
     if not texts:
@@ -227,21 +223,22 @@ async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Setti
         # binary results: float4 values arrive exactly as a fresh float32 answer decodes them
         cur = conn.cursor(binary=True)
         await cur.execute(
-            "SELECT content_hash, embedding::real[] FROM embedding_cache"
+            "SELECT content_hash, embedding FROM embedding_cache"
             " WHERE model = %s AND dimensions = %s AND content_hash = ANY(%s)",
             (spec.name, spec.dimensions or 0, hashes),
         )
-        return {h: list(v) for h, v in await cur.fetchall()}
+        return {h: v.tolist() for h, v in await cur.fetchall()}
 
 
 async def _cache_store(spec: EmbeddingModel, hashes: list[str], vectors: list[list[float]],
                        settings: Settings) -> None:
     from lib import db
+    from lib.db.vector import Vector
 
     async with db.connect(settings) as conn:
         await conn.execute(
             "INSERT INTO embedding_cache (model, dimensions, content_hash, embedding)"
-            " SELECT %s, %s, h, e::vector FROM unnest(%s::text[], %s::text[]) AS t(h, e)"
+            " SELECT %s, %s, h, e FROM unnest(%s::text[], %s::vector[]) AS t(h, e)"
             " ON CONFLICT DO NOTHING",
-            (spec.name, spec.dimensions or 0, hashes, [vector_literal(v) for v in vectors]),
+            (spec.name, spec.dimensions or 0, hashes, [Vector(v) for v in vectors]),
         )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -142,31 +141,7 @@ async def ensure_vector_index(conn: AsyncConnection, model: str, dimensions: int
     return True
 
 
-# --- binary COPY of vectors ----------------------------------------------------------------------
-
-
-class Vector:
-    """A vector to send to Postgres in pgvector's binary format (dims, unused, float4 values)."""
-
-    __slots__ = ("values",)
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = values
-
-
-def _vector_dumper(oid: int) -> type:
-    from psycopg.adapt import Dumper
-    from psycopg.pq import Format
-
-    class VectorBinaryDumper(Dumper):
-        format = Format.BINARY
-
-        def dump(self, obj: Vector) -> bytes:
-            n = len(obj.values)
-            return struct.pack(f">HH{n}f", n, 0, *obj.values)
-
-    VectorBinaryDumper.oid = oid
-    return VectorBinaryDumper
+# --- binary COPY of chunks -----------------------------------------------------------------------
 
 
 _CHUNK_COLUMNS = ("document_id", "namespace", "position", "text", "content_hash", "token_count",
@@ -178,14 +153,11 @@ async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> Non
     """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as `Vector`) with binary COPY."""
     from psycopg.types.json import Jsonb
 
-    cur = await conn.execute("SELECT 'vector'::regtype::oid, 'jsonb'::regtype::oid")
-    vector_oid, jsonb_oid = await cur.fetchone()
     async with conn.cursor() as cursor:
-        cursor.adapters.register_dumper(Vector, _vector_dumper(vector_oid))
         statement = f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         async with cursor.copy(statement) as copy:
             copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "text[]", "int4", "int4",
-                            "int4", jsonb_oid, "text", vector_oid])
+                            "int4", "jsonb", "text", "vector"])
             for row in rows:
                 await copy.write_row(row[:10] + (Jsonb(row[10]),) + row[11:])
 
@@ -285,6 +257,7 @@ async def store_document(conn: AsyncConnection, fields: dict[str, Any], chunks: 
     `fields` are the documents columns (metadata and chunking as JSON text). Returns
     (document id, version, status); `unchanged` when an identical version was already there.
     """
+    from lib.db.vector import Vector
     from lib.ingest.embedding import content_hash
 
     metadata = json.loads(fields["metadata"])

@@ -168,8 +168,8 @@ async def remaining(conn: AsyncConnection) -> int:
 
 async def reembed_document(conn: AsyncConnection, job: Job, settings: Settings) -> str:
     """Embed a document's chunks with the target model into `pending_embeddings`."""
+    from lib.db.vector import Vector
     from lib.ingest.embedding import embed_texts
-    from lib.retrieval.search import vector_literal
 
     cur = await conn.execute(
         "SELECT c.id, c.text FROM chunks c JOIN documents d ON d.id = c.document_id"
@@ -184,9 +184,9 @@ async def reembed_document(conn: AsyncConnection, job: Job, settings: Settings) 
         for (chunk_id, _), vector in zip(rows, result.vectors, strict=True):
             await conn.execute(
                 "INSERT INTO pending_embeddings (chunk_id, namespace, model, embedding)"
-                " VALUES (%s, %s, %s, %s::vector) ON CONFLICT (chunk_id) DO UPDATE"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (chunk_id) DO UPDATE"
                 " SET model = excluded.model, embedding = excluded.embedding",
-                (chunk_id, job.namespace, job.target_model, vector_literal(vector)),
+                (chunk_id, job.namespace, job.target_model, Vector(vector)),
             )
     return "reembedded"
 

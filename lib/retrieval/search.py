@@ -198,21 +198,18 @@ async def embed_query(query: str, model: str, settings: Settings) -> list[float]
     return result.vectors[0]
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(v)) for v in vector) + "]"
-
-
 async def vector_ranking_for_model(
     conn: AsyncConnection, vector: Sequence[float], model: str, options: SearchOptions, limit: int
 ) -> Ranking:
     """Nearest chunks by cosine similarity among the chunks embedded with `model`."""
     from psycopg import sql as pgsql
 
+    from lib.db.vector import Vector
     from lib.ingest.store import indexed_vector_type
 
     dims = len(vector)
     where, params = scope_sql(options)
-    params.update({"vector": vector_literal(vector), "limit": limit})
+    params.update({"vector": Vector(vector), "limit": limit})
     # The model is a literal (safely quoted), not a parameter, so the planner can match the
     # partial index `WHERE embedding_model = '<model>'`.
     query = pgsql.SQL(
