@@ -56,6 +56,25 @@ def test_openai_model_batches_caches_and_records_usage(client, fake_provider, en
     assert [(r[0], r[1], r[2]) for r in rows] == [("embedding", "ok", 15), ("embedding", "ok", 3)]
 
 
+def test_a_tenant_cannot_learn_what_another_embedded_yet_the_cache_still_saves(client, fake_provider, env,
+                                                                                 database) -> None:
+    env(API_KEYS="tenant-a,tenant-b")
+    a, b = {"authorization": "Bearer tenant-a"}, {"authorization": "Bearer tenant-b"}
+    spent_before = len(asyncio.run(_ledger(database)))
+    body = {"input": ["the quarterly numbers", "the merger plan"], "model": "openai/text-embedding-3-small"}
+    first = client.post("/api/embeddings", json=body, headers=a).json()
+    assert first["cached"] == 0 and first["embedded"] == 2
+    theirs = client.post("/api/embeddings", json=body, headers=b).json()
+    # exactly what tenant B would see had nobody embedded these texts before
+    assert theirs["cached"] == 0 and theirs["embedded"] == 2 and theirs["cost_usd"] > 0
+    assert theirs["usage"]["prompt_tokens"] > 0 and theirs["data"] == first["data"]
+    assert len(fake_provider.requests_to("/embeddings")) == 1  # ... but the provider was called once
+    again = client.post("/api/embeddings", json=body, headers=b).json()
+    assert again["cached"] == 2 and again["embedded"] == 0 and again["cost_usd"] == 0  # B's own hits
+    rows = asyncio.run(_ledger(database))[spent_before:]
+    assert [r[0] for r in rows] == ["embedding"]  # only the real provider call was spent
+
+
 async def _ledger(url: str) -> list[tuple]:
     import psycopg
 

@@ -10,6 +10,11 @@ Contract (used by ingestion, search and `api/embeddings.py`):
 The cache key is (model name, dimensions, sha256 of the text), the same hash `chunks.content_hash`
 holds, so re-ingesting a changed document re-embeds only the chunks whose text changed.
 Batches that succeed are cached even when a later one fails, so a retry resumes where it stopped.
+
+The cache is shared by every caller, but each caller sees it as its own: a text only another
+caller had embedded is served from the cache (no provider call, no spend in the ledger) yet
+reported as embedded now, with its estimated tokens and price, so a response never tells one
+tenant what another embedded.
 """
 
 from __future__ import annotations
@@ -111,12 +116,15 @@ async def embed_texts(
     for i, h in enumerate(hashes):
         unique.setdefault(h, i)
     found: dict[str, list[float]] = {}
+    seen: set[str] = set()  # texts this caller had embedded before: the only hits it is told of
     cacheable = spec.cached and use_cache
     if cacheable:
-        found = await _cache_lookup(spec, list(unique), settings)
+        found, seen = await _cache_lookup(spec, list(unique), settings, caller)
     missing = [i for h, i in unique.items() if h not in found]
-    result = EmbedResult([], spec.name, spec.dimensions or 0, cached=len(texts) - sum(
-        1 for h in hashes if h not in found))
+    # served from the cache, but new to this caller: priced and reported as embedded now
+    others = [i for h, i in unique.items() if h in found and h not in seen] if caller is not None else []
+    result = EmbedResult([], spec.name, spec.dimensions or 0, cached=sum(
+        1 for h in hashes if h in found and (caller is None or h in seen)))
     if missing:
         fresh = await _embed_missing(spec, [texts[i] for i in missing], [tokens[i] for i in missing],
                                      settings, request_id, caller, user_id, on_batch, result,
@@ -126,7 +134,12 @@ async def embed_texts(
     elif on_batch is not None:
         await on_batch(0, 0, len(texts))
     result.vectors = [found[h] for h in hashes]
-    result.embedded = len(missing)
+    result.embedded = len(missing) + len(others)
+    if others:
+        result.tokens += sum(tokens[i] for i in others)
+        result.cost_usd = _price(spec, result.tokens)
+    if cacheable and caller is not None and others:
+        await _mark_seen(spec, [hashes[i] for i in others], caller, settings)
     if result.vectors:
         result.dimensions = len(result.vectors[0])
     return result
@@ -183,7 +196,10 @@ async def _embed_missing(
                 vectors[i] = vector
             result.tokens += answer.tokens
             if hashes_to_cache is not None:
-                await _cache_store(spec, [hashes_to_cache[i] for i in batch], answer.vectors, settings)
+                batch_hashes = [hashes_to_cache[i] for i in batch]
+                await _cache_store(spec, batch_hashes, answer.vectors, settings)
+                if caller is not None:  # kept even if a later batch fails: a retry sees them as its own
+                    await _mark_seen(spec, batch_hashes, caller, settings)
             done += 1
             done_inputs += len(batch)
             if on_batch is not None:
@@ -191,8 +207,7 @@ async def _embed_missing(
 
     await asyncio.gather(*(run(b) for b in batches))
     result.batches = done
-    price = spec.price_per_million_tokens
-    result.cost_usd = None if price is None else round(result.tokens * price / 1_000_000, 10)
+    result.cost_usd = _price(spec, result.tokens)
     if failures:
         first = failures[0]
         log("warning", "embedding_failed", model=spec.name, batches=len(batches), succeeded=done,
@@ -216,18 +231,39 @@ async def _record(spec: EmbeddingModel, settings: Settings, status: str, attempt
     ), settings=settings)
 
 
-async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Settings) -> dict[str, list[float]]:
+def _price(spec: EmbeddingModel, tokens: int) -> float | None:
+    price = spec.price_per_million_tokens
+    return None if price is None else round(tokens * price / 1_000_000, 10)
+
+
+async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Settings,
+                        caller: str | None) -> tuple[dict[str, list[float]], set[str]]:
+    """The cached vectors, and which of them `caller` had embedded before."""
     from lib import db
 
     async with db.connect(settings) as conn:
         # binary results: float4 values arrive exactly as a fresh float32 answer decodes them
         cur = conn.cursor(binary=True)
         await cur.execute(
-            "SELECT content_hash, embedding FROM embedding_cache"
-            " WHERE model = %s AND dimensions = %s AND content_hash = ANY(%s)",
-            (spec.name, spec.dimensions or 0, hashes),
+            "SELECT c.content_hash, c.embedding, s.caller IS NOT NULL FROM embedding_cache c"
+            " LEFT JOIN embedding_cache_seen s ON s.caller = %(caller)s AND s.model = c.model"
+            "  AND s.dimensions = c.dimensions AND s.content_hash = c.content_hash"
+            " WHERE c.model = %(model)s AND c.dimensions = %(dims)s AND c.content_hash = ANY(%(hashes)s)",
+            {"caller": caller or "", "model": spec.name, "dims": spec.dimensions or 0, "hashes": hashes},
         )
-        return {h: v.tolist() for h, v in await cur.fetchall()}
+        rows = await cur.fetchall()
+    return {h: v.tolist() for h, v, _ in rows}, {h for h, _, was_seen in rows if was_seen}
+
+
+async def _mark_seen(spec: EmbeddingModel, hashes: list[str], caller: str, settings: Settings) -> None:
+    from lib import db
+
+    async with db.connect(settings) as conn:
+        await conn.execute(
+            "INSERT INTO embedding_cache_seen (caller, model, dimensions, content_hash)"
+            " SELECT %s, %s, %s, h FROM unnest(%s::text[]) AS t(h) ON CONFLICT DO NOTHING",
+            (caller, spec.name, spec.dimensions or 0, hashes),
+        )
 
 
 async def _cache_store(spec: EmbeddingModel, hashes: list[str], vectors: list[list[float]],
