@@ -61,7 +61,7 @@ def manuals(database: str) -> dict[str, str]:
 
 def test_answer_false_returns_ranked_chunks_with_document_fields(client, manuals) -> None:
     response = client.post("/api/rag", json={"query": "how long is the warranty", "namespace": "manuals",
-                                             "answer": False, "top_k": 3})
+                                             "answer": False, "top_k": 3, "mode": "hybrid"})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert results and results[0]["source"] == "kettle.md"
@@ -71,6 +71,20 @@ def test_answer_false_returns_ranked_chunks_with_document_fields(client, manuals
     assert top["heading_path"] == ["Warranty"]
     assert top["char_end"] > top["char_start"] >= 0
     assert set(top["scores"]) >= {"keyword", "hybrid"}
+
+
+def test_a_lexical_embedder_never_makes_the_default_search_worse(client, manuals) -> None:
+    # manuals is embedded with local/hash-384, which only matches words: by default, keyword alone
+    # ranks, and the response says which mode ran and why.
+    body = {"query": "how long is the warranty", "namespace": "manuals", "answer": False}
+    default = client.post("/api/rag", json=body).json()
+    assert default["mode"] == "keyword" and "matches words" in default["notice"]
+    assert [r["chunk_id"] for r in default["results"]] == [
+        r["chunk_id"] for r in client.post("/api/rag", json={**body, "mode": "keyword"}).json()["results"]]
+    fused = client.post("/api/rag", json={**body, "mode": "hybrid"}).json()
+    assert fused["mode"] == "hybrid" and "notice" not in fused
+    weighted = client.post("/api/rag", json={**body, "weights": {"keyword": 1, "vector": 1}}).json()
+    assert weighted["mode"] == "hybrid"  # asking for fusion weights asks for fusion
 
 
 @pytest.mark.parametrize("mode", ["keyword", "vector", "hybrid"])
@@ -498,7 +512,7 @@ def test_hybrid_search_answers_from_keywords_when_the_embedding_model_is_unavail
            "embedding_model": "openai/text-embedding-3-small"}
     assert client.post("/api/upload", json=doc).status_code == 200
     fake_provider.queue(*[Reply(status=503, json={"error": {"message": "down", "type": "server_error"}})] * 10)
-    ask = {"query": "how long is the warranty", "namespace": "degraded", "answer": False}
+    ask = {"query": "how long is the warranty", "namespace": "degraded", "answer": False, "mode": "hybrid"}
     found = client.post("/api/rag", json=ask)
     assert found.status_code == 200, found.text
     body = found.json()

@@ -58,7 +58,9 @@ def question_and_history(body: RagRequest) -> tuple[str, list[Turn] | None]:
 def search_options(body: RagRequest) -> SearchOptions:
     weights = body.weights
     return SearchOptions(
-        namespace=body.namespace, top_k=body.top_k, mode=body.mode, filter=body.filter,
+        namespace=body.namespace, top_k=body.top_k, filter=body.filter,
+        # fusion weights or a fusion method ask for fusion, whatever the namespace's embedder
+        mode="hybrid" if body.mode == "auto" and {"weights", "fusion"} & body.model_fields_set else body.mode,
         document_ids=[str(d) for d in body.document_ids or []], sources=list(body.sources or []),
         min_score=body.min_score, fusion=body.fusion,
         keyword_weight=weights.keyword if weights else 1.0,

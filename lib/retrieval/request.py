@@ -36,7 +36,8 @@ class RagRequest(BaseModel):
     messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=500)
     namespace: Namespace = "default"
     top_k: int = Field(5, ge=1, le=100)
-    mode: Literal["hybrid", "keyword", "vector"] = "hybrid"
+    # auto: hybrid, or keyword alone when the namespace's embedding model is only lexical
+    mode: Literal["auto", "hybrid", "keyword", "vector"] = "auto"
     fusion: Literal["weighted", "rrf"] = "weighted"
     weights: Weights | None = None
     filter: dict[str, Any] | None = None
