@@ -140,6 +140,10 @@ class Settings:
     pgdata_dir: Path = setting("PGDATA_DIR", PROJECT_ROOT / ".data" / "pg", project_path)
     db_pool_size: int = setting("DATABASE_POOL_SIZE", 4, whole(at_least=1))
     db_connect_timeout_s: float = setting("DATABASE_CONNECT_TIMEOUT_S", 5.0, number(above=True))
+    # wait for a free pooled connection; None: the rest of the request's time; 0: none
+    db_pool_wait_s: float | None = setting("DATABASE_POOL_WAIT_S", None, number())
+    db_statement_timeout_ms: int = setting("DATABASE_STATEMENT_TIMEOUT_MS", 30_000, whole())  # 0: no limit
+    db_lock_timeout_ms: int = setting("DATABASE_LOCK_TIMEOUT_MS", 5_000, whole())  # 0: no limit
 
     # --- HTTP edge --------------------------------------------------------------------------
     api_keys: tuple[ApiKey, ...] = setting("API_KEYS", (), parse_api_keys)

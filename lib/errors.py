@@ -13,6 +13,8 @@
     ├── RateLimited (429)         too many requests for this key or user
     ├── ConfigurationError (503)  the deployment is missing something it needs
     ├── ServiceUnavailable (503)  the database or another dependency cannot be reached
+    │   └── DatabaseBusy (503)    every pooled connection stayed in use, or a lock wait ran out
+    ├── DatabaseTimeout (504)     a statement ran past the statement timeout
     ├── UpstreamError (502)       a provider failed after retries and fallbacks
     └── UpstreamTimeout (504)     a provider did not answer in time
 
@@ -137,6 +139,21 @@ class ServiceUnavailable(ApiError):
     """Raised when the database or another dependency cannot be reached."""
 
     status, code = 503, "service_unavailable"
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Raised when no pooled connection frees up in time or a lock wait runs out; worth a retry."""
+
+    code = "database_busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, headers={"retry-after": str(retry_after_s)})
+
+
+class DatabaseTimeout(ApiError):
+    """Raised when a statement runs past the statement timeout and the database cancels it."""
+
+    status, code = 504, "database_timeout"
 
 
 class UpstreamTimeout(ApiError):

@@ -1,7 +1,13 @@
 """Postgres: the connection pool (safe behind transaction poolers), migrations, the embedded default.
 
 Pooler safety: psycopg is told never to prepare statements (`prepare_threshold=None`), and
-per-query settings use `SET LOCAL` inside a transaction, never session `SET`.
+per-query settings use `SET LOCAL` inside a transaction, never session `SET`; the statement and
+lock timeouts are set that way on every transaction and statement (`lib/db/timeouts.py`).
+
+Waiting: a request waits for a free pooled connection as long as it has time left (its deadline,
+capped by `DATABASE_POOL_WAIT_S`), and a pool whose every connection stayed busy that long is a
+503 `database_busy` with `retry-after`. A pool that cannot even open a connection within
+`DATABASE_CONNECT_TIMEOUT_S` is an unreachable database, a 503 `service_unavailable`.
 
 Every connection, pooled or not (`open_connection`), knows pgvector's `vector` from the moment it
 opens (`lib/db/vector.py`), so callers pass `Vector` objects and never format vectors themselves.
@@ -12,12 +18,13 @@ psycopg is imported inside the functions that need it, so importing a function m
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lib import errors
+from lib import deadline, errors
 from lib.config import Settings, get_settings
 from lib.logs import log
 
@@ -100,13 +107,22 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
     key = (id(asyncio.get_running_loop()), url)
     pool = _pools.get(key)
     if pool is None:
+        from lib.db.timeouts import TimedConnection, timeouts_for
+
+        timeouts = timeouts_for(settings.db_statement_timeout_ms, settings.db_lock_timeout_ms)
+
+        async def configure(conn: TimedConnection) -> None:
+            await register_vector(conn)
+            conn.timeouts = timeouts  # read by the connection on each transaction; no round trip
+
         pool = AsyncConnectionPool(
             url,
             min_size=1,
             max_size=max(1, settings.db_pool_size),
             kwargs={**connection_kwargs(), "connect_timeout": int(settings.db_connect_timeout_s)},
+            connection_class=TimedConnection,
+            configure=configure,
             open=False,
-            configure=register_vector,
             check=AsyncConnectionPool.check_connection,
             name="bundle",
         )
@@ -128,20 +144,77 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
 
 @asynccontextmanager
 async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection in autocommit mode; wrap writes in `async with conn.transaction()`."""
+    """A pooled connection in autocommit mode; wrap writes in `async with conn.transaction()`.
+
+    Database failures become our errors here: unreachable (503 `service_unavailable`), pool
+    exhausted or lock wait over (503 `database_busy`), statement timeout (504 `database_timeout`).
+    """
+    settings = settings or get_settings()
     pool = await get_pool(settings)
+    conn = await _checkout(pool, settings)
     try:
-        async with pool.connection(timeout=(settings or get_settings()).db_connect_timeout_s) as conn:
+        async with conn:  # commits or rolls back an open transaction; a pool connection stays open
             yield conn
     except errors.ApiError:
         raise
     except Exception as exc:
         from psycopg import OperationalError
-        from psycopg_pool import PoolTimeout
 
-        if isinstance(exc, (OperationalError, PoolTimeout)):
+        from lib.db.timeouts import database_error
+
+        mapped = database_error(exc)
+        if mapped is not None:
+            raise mapped from exc
+        if isinstance(exc, OperationalError):
             raise errors.ServiceUnavailable("the database cannot be reached") from exc
         raise
+    finally:
+        await pool.putconn(conn)
+
+
+def pool_wait_s(settings: Settings) -> float:
+    """How long a request may wait for a free connection: the rest of its time, capped by
+    `DATABASE_POOL_WAIT_S` when set (outside a request, `TOTAL_TIMEOUT_S`)."""
+    wait = deadline.remaining(settings.total_timeout_s)
+    if settings.db_pool_wait_s is not None:
+        wait = min(wait, settings.db_pool_wait_s)
+    return max(0.0, wait)
+
+
+async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConnection:
+    """Take a connection, telling a busy pool from an unreachable database.
+
+    The first wait is the connect timeout. When it runs out with fewer connections open than
+    the pool may hold, the pool could not open one: the database is unreachable. When every
+    connection is open and in use, the pool is merely busy, and the request waits on (at the back
+    of the queue) until its own bound; running out then is `database_busy`.
+    """
+    from psycopg_pool import PoolTimeout
+
+    started = time.monotonic()
+    wait = pool_wait_s(settings)
+    bound = min(wait, settings.db_connect_timeout_s)
+    while True:
+        try:
+            return await pool.getconn(timeout=bound)
+        except PoolTimeout as exc:
+            if not _pool_full(pool):
+                raise errors.ServiceUnavailable("the database cannot be reached") from exc
+            bound = wait - (time.monotonic() - started)
+            if bound <= 0.001:
+                raise _busy(pool, wait) from exc
+
+
+def _pool_full(pool: AsyncConnectionPool) -> bool:
+    stats = pool.get_stats()
+    return stats.get("pool_size", 0) >= stats.get("pool_max", 1)
+
+
+def _busy(pool: AsyncConnectionPool, waited_s: float) -> errors.DatabaseBusy:
+    log("warning", "database_pool_exhausted", waited_s=round(waited_s, 3),
+        pool_max=pool.get_stats().get("pool_max"), waiting=pool.get_stats().get("requests_waiting"))
+    return errors.DatabaseBusy(
+        f"every database connection stayed in use for {waited_s:.1f} s; retry shortly")
 
 
 async def close_pools() -> None:
@@ -169,10 +242,14 @@ async def apply_migrations(conn: AsyncConnection) -> list[str]:
     """Apply the SQL files in `lib/db/migrations/` not yet applied, in name order, exactly once.
 
     An advisory lock held for the transaction makes concurrent cold starts wait for each other;
-    the second one finds everything applied. All pending files go in one transaction.
+    the second one finds everything applied. All pending files go in one transaction, with no
+    statement or lock timeout: an index build may take long, and the instances waiting on the lock
+    must wait for it rather than fail their cold start.
     """
     applied_now: list[str] = []
     async with conn.transaction():
+        await conn.execute("SELECT set_config('statement_timeout', '0', true),"
+                           " set_config('lock_timeout', '0', true)")
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from lib import errors
+from lib import deadline, errors
 from lib.config import ApiKey, SettingError, Settings, get_settings
 from lib.logs import log, scrub, set_level
 from lib.web.auth import authenticate_api_key, bearer_token, check_cron_secret, matching_secret
@@ -222,6 +222,7 @@ class Endpoint:
         extra_headers = {"x-request-id": request_id}
         try:
             settings = _settings()
+            deadline.start(settings.total_timeout_s)
             extra_headers.update(_cors_headers(settings, headers.get("origin")))
             response = await self._dispatch(scope, receive, method, headers, request_id, settings)
         except errors.ApiError as exc:

@@ -1,0 +1,177 @@
+"""The pool under pressure: a busy pool and a lock wait are 503 `database_busy` with `retry-after`,
+a statement past its timeout is a 504 `database_timeout`, and the timeouts never outlive their
+transaction on the server connection."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import pytest
+from psycopg import AsyncCursor
+
+from lib import db, deadline, errors
+from lib.config import get_settings
+from tests.conftest import run_async
+
+
+@pytest.fixture
+def own_pool(database: str, env) -> Iterator[callable]:
+    """`own_pool(name, **env)`: point this test at its own pool (a distinct URL keys a fresh pool,
+    built with the settings given) on the module's database."""
+    urls: list[str] = []
+
+    def configure(name: str, **values: str) -> str:
+        url = f"{database} application_name={name}"
+        urls.append(url)
+        env(DATABASE_URL=url, **values)
+        return url
+
+    yield configure
+    for url in urls:
+        db.forget_database(url)
+
+
+@contextmanager
+def table_locked(database: str, table: str) -> Iterator[psycopg.Connection]:
+    """Hold an ACCESS EXCLUSIVE lock on `table` from outside the pool until the block ends."""
+    with psycopg.connect(database) as conn:
+        conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield conn
+        conn.rollback()
+
+
+def waiting_on_locks(database: str, application_name: str) -> int:
+    with psycopg.connect(database, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND application_name = %s", (application_name,)).fetchone()[0]
+
+
+def assert_clean_envelope(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["request_id"] == response.headers["x-request-id"]
+    for leak in ("SELECT", "documents", "psycopg", "Traceback", "canceling statement"):
+        assert leak not in response.text
+    return error
+
+
+def test_a_statement_past_its_timeout_is_a_504_with_the_error_envelope(client, database, own_pool) -> None:
+    own_pool("stmt_timeout", DATABASE_STATEMENT_TIMEOUT_MS="300", DATABASE_LOCK_TIMEOUT_MS="0")
+    assert client.get("/api/upload", params={"namespace": "t"}).status_code == 200  # pool warm
+    with table_locked(database, "documents"):
+        started = time.monotonic()
+        response = client.get("/api/upload", params={"namespace": "t"})
+        elapsed = time.monotonic() - started
+    error = assert_clean_envelope(response, 504, "database_timeout")
+    assert "statement timeout" in error["message"]
+    assert 0.3 <= elapsed < 5
+
+
+def test_a_lock_wait_that_runs_out_is_503_database_busy_with_retry_after(client, database, own_pool) -> None:
+    own_pool("lock_timeout", DATABASE_LOCK_TIMEOUT_MS="200")
+    assert client.get("/api/upload", params={"namespace": "t"}).status_code == 200
+    with table_locked(database, "documents"):
+        response = client.get("/api/upload", params={"namespace": "t"})
+    assert_clean_envelope(response, 503, "database_busy")
+    assert response.headers["retry-after"] == "1"
+    assert client.get("/api/upload", params={"namespace": "t"}).status_code == 200  # and then it works
+
+
+def test_an_exhausted_pool_is_503_database_busy_after_the_wait_bound(client, database, own_pool,
+                                                                      server_url: str) -> None:
+    import httpx
+
+    own_pool("exhausted", DATABASE_POOL_SIZE="2", DATABASE_POOL_WAIT_S="0.5",
+             DATABASE_LOCK_TIMEOUT_MS="0", DATABASE_STATEMENT_TIMEOUT_MS="0")
+    assert client.get("/api/upload", params={"namespace": "t"}).status_code == 200
+    held: list[int] = []
+
+    def hold_a_connection() -> None:
+        with httpx.Client(base_url=server_url, timeout=30) as other:
+            held.append(other.get("/api/upload", params={"namespace": "t"}).status_code)
+
+    with table_locked(database, "documents"):
+        holders = [threading.Thread(target=hold_a_connection) for _ in range(2)]
+        for thread in holders:
+            thread.start()
+        deadline_at = time.monotonic() + 10
+        while waiting_on_locks(database, "exhausted") < 2:  # both pool connections are stuck
+            assert time.monotonic() < deadline_at, "the holders never reached the lock"
+            time.sleep(0.05)
+        started = time.monotonic()
+        response = client.get("/api/upload", params={"namespace": "t"})
+        elapsed = time.monotonic() - started
+        error = assert_clean_envelope(response, 503, "database_busy")
+    for thread in holders:
+        thread.join(timeout=10)
+    assert response.headers["retry-after"] == "1"
+    assert "in use" in error["message"] and "cannot be reached" not in error["message"]
+    assert 0.5 <= elapsed < 3
+    assert held == [200, 200]  # the requests that held the connections finish once the lock goes
+
+
+def test_timeouts_apply_to_transactions_and_autocommit_statements_and_never_leak(database, env) -> None:
+    env(DATABASE_STATEMENT_TIMEOUT_MS="200", DATABASE_LOCK_TIMEOUT_MS="150")
+
+    async def slow_statement(in_transaction: bool) -> errors.ApiError | None:
+        try:
+            async with db.connect() as conn:
+                if in_transaction:
+                    async with conn.transaction():
+                        await conn.execute("SELECT 1")
+                        await conn.execute("SELECT pg_sleep(2)")
+                else:
+                    await conn.execute("SELECT pg_sleep(2)")
+        except errors.ApiError as exc:
+            return exc
+        return None
+
+    async def run() -> dict:
+        seen: dict = {"autocommit": await slow_statement(False), "transaction": await slow_statement(True)}
+        async with db.connect() as conn:
+            cur = conn.cursor()  # cursors from the connection carry the timeouts too
+            await cur.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+            seen["inside"] = await cur.fetchone()
+            # a plain cursor runs without them: what a later client of this server connection sees
+            plain = AsyncCursor(conn)
+            await plain.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+            seen["after"] = await plain.fetchone()
+        return seen
+
+    seen = run_async(run)
+    assert isinstance(seen["autocommit"], errors.DatabaseTimeout)
+    assert isinstance(seen["transaction"], errors.DatabaseTimeout)
+    assert seen["inside"] == ("200ms", "150ms")
+    assert seen["after"] == ("0", "0")
+
+
+def test_migrations_run_without_the_request_timeouts(database, env) -> None:
+    env(DATABASE_STATEMENT_TIMEOUT_MS="1", DATABASE_LOCK_TIMEOUT_MS="1")
+
+    async def run() -> list[str]:
+        async with db.connect() as conn:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM schema_migrations WHERE version = '001_core'")
+            return await db.apply_migrations(conn)
+
+    assert run_async(run) == ["001_core"]
+
+
+def test_the_pool_wait_is_the_rest_of_the_request_capped_by_the_setting(env) -> None:
+    env(TOTAL_TIMEOUT_S="280", DATABASE_POOL_WAIT_S=None)
+
+    async def within(seconds: float | None) -> float:
+        if seconds is not None:
+            deadline.start(seconds)
+        return db.pool_wait_s(get_settings())
+
+    assert asyncio.run(within(None)) == 280  # outside a request: the whole request budget
+    assert 11 < asyncio.run(within(12)) <= 12  # a request with 12 s left waits at most that
+    env(DATABASE_POOL_WAIT_S="0.5")
+    assert asyncio.run(within(12)) == 0.5
+    assert asyncio.run(within(0.2)) <= 0.2
