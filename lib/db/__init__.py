@@ -39,6 +39,9 @@ _embedded_url: str | None = None
 # One pool per (event loop, URL): pools cannot cross event loops, and tests switch databases.
 _pools: dict[tuple[int, str], AsyncConnectionPool] = {}
 _migrated: set[str] = set()
+# Connections each pool has lent to requests right now (by id(pool)): a pool is busy when all
+# of them are lent. Its own size counts connections it is still trying to open, so it cannot tell.
+_lent: dict[int, int] = {}
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -152,6 +155,7 @@ async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnec
     settings = settings or get_settings()
     pool = await get_pool(settings)
     conn = await _checkout(pool, settings)
+    _lent[id(pool)] = _lent.get(id(pool), 0) + 1
     try:
         async with conn:  # commits or rolls back an open transaction; a pool connection stays open
             yield conn
@@ -169,6 +173,7 @@ async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnec
             raise errors.ServiceUnavailable("the database cannot be reached") from exc
         raise
     finally:
+        _lent[id(pool)] -= 1
         await pool.putconn(conn)
 
 
@@ -184,9 +189,9 @@ def pool_wait_s(settings: Settings) -> float:
 async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConnection:
     """Take a connection, telling a busy pool from an unreachable database.
 
-    The first wait is the connect timeout. When it runs out with fewer connections open than
-    the pool may hold, the pool could not open one: the database is unreachable. When every
-    connection is open and in use, the pool is merely busy, and the request waits on (at the back
+    The first wait is the connect timeout. When it runs out while the pool has fewer connections
+    lent to requests than it may hold, the pool could not open one: the database is unreachable.
+    When every connection is lent, the pool is merely busy, and the request waits on (at the back
     of the queue) until its own bound; running out then is `database_busy`.
     """
     from psycopg_pool import PoolTimeout
@@ -206,8 +211,7 @@ async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConne
 
 
 def _pool_full(pool: AsyncConnectionPool) -> bool:
-    stats = pool.get_stats()
-    return stats.get("pool_size", 0) >= stats.get("pool_max", 1)
+    return _lent.get(id(pool), 0) >= pool.max_size
 
 
 def _busy(pool: AsyncConnectionPool, waited_s: float) -> errors.DatabaseBusy:
