@@ -214,12 +214,9 @@ def fake_provider_server() -> Iterator[FakeProvider]:
     fake.stop()
 
 
-@pytest.fixture
-def fake_provider(fake_provider_server: FakeProvider, env) -> Iterator[FakeProvider]:
-    """The fake provider, reset, with every SDK's base URL and a dummy key pointing at it."""
-    fake_provider_server.reset()
-    base = fake_provider_server.base_url
-    env(
+def fake_provider_env(base: str) -> dict[str, str]:
+    """Every SDK's base URL and a dummy key pointing at the fake provider at `base`."""
+    return dict(
         OPENAI_API_KEY="sk-test-openai", OPENAI_BASE_URL=f"{base}/v1",
         ANTHROPIC_API_KEY="sk-ant-test", ANTHROPIC_BASE_URL=base,
         GROQ_API_KEY="gsk-test", GROQ_BASE_URL=base,
@@ -228,5 +225,12 @@ def fake_provider(fake_provider_server: FakeProvider, env) -> Iterator[FakeProvi
         OPENAI_COMPATIBLE_BASE_URL=f"{base}/compat/v1",
         RETRY_MAX_WAIT_S="0.5",
     )
+
+
+@pytest.fixture
+def fake_provider(fake_provider_server: FakeProvider, env) -> Iterator[FakeProvider]:
+    """The fake provider, reset, with every SDK's base URL and a dummy key pointing at it."""
+    fake_provider_server.reset()
+    env(**fake_provider_env(fake_provider_server.base_url))
     yield fake_provider_server
     fake_provider_server.reset()
