@@ -16,6 +16,7 @@ from psycopg import AsyncCursor
 
 from lib import db, deadline, errors
 from lib.config import get_settings
+from lib.db.vector import Vector
 from tests.conftest import run_async
 
 
@@ -113,6 +114,34 @@ def test_an_exhausted_pool_is_503_database_busy_after_the_wait_bound(client, dat
     assert "in use" in error["message"] and "cannot be reached" not in error["message"]
     assert 0.5 <= elapsed < 3
     assert held == [200, 200]  # the requests that held the connections finish once the lock goes
+
+
+def test_tasks_holding_a_connection_get_another_while_the_pool_is_exhausted(own_pool) -> None:
+    """A hybrid search holds one connection and opens a second for its vector side: with every
+    pooled connection lent to such tasks, queueing for the second would wait forever."""
+    own_pool("nested", DATABASE_POOL_SIZE="2", DATABASE_POOL_WAIT_S="3")
+
+    async def search_like(barrier: asyncio.Barrier) -> int:
+        async with db.connect() as outer:
+            await outer.execute("SELECT 1")
+            await asyncio.wait_for(barrier.wait(), 5)  # both pooled connections are lent
+
+            async def side() -> int:
+                async with db.connect() as inner:  # knows pgvector's type, as a pooled one does
+                    value = (await (await inner.execute("SELECT '[1]'::vector")).fetchone())[0]
+                    return len(value) if isinstance(value, Vector) else 0
+
+            return sum(await asyncio.gather(side(), side()))
+
+    async def run() -> tuple[list, float]:
+        barrier = asyncio.Barrier(2)
+        started = time.monotonic()
+        results = await asyncio.gather(*(search_like(barrier) for _ in range(6)), return_exceptions=True)
+        return results, time.monotonic() - started
+
+    results, elapsed = run_async(run)
+    assert results == [2] * 6
+    assert elapsed < 3
 
 
 def test_timeouts_apply_to_transactions_and_autocommit_statements_and_never_leak(database, env) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ _migrated: set[str] = set()
 # Connections each pool has lent to requests right now (by id(pool)): a pool is busy when all
 # of them are lent. Its own size counts connections it is still trying to open, so it cannot tell.
 _lent: dict[int, int] = {}
+# The pools the current task (and the tasks it starts) holds a connection of, by id(pool).
+_holding: ContextVar[frozenset[int]] = ContextVar("db_holding", default=frozenset())
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -154,8 +157,14 @@ async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnec
     """
     settings = settings or get_settings()
     pool = await get_pool(settings)
-    conn = await _checkout(pool, settings)
-    _lent[id(pool)] = _lent.get(id(pool), 0) + 1
+    holding = _holding.get()
+    if id(pool) in holding:
+        conn, own = await _checkout_nested(pool, settings)
+    else:
+        conn, own = await _checkout(pool, settings), False
+    if not own:
+        _lent[id(pool)] = _lent.get(id(pool), 0) + 1
+    _holding.set(holding | {id(pool)})
     try:
         async with conn:  # commits or rolls back an open transaction; a pool connection stays open
             yield conn
@@ -173,8 +182,12 @@ async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnec
             raise errors.ServiceUnavailable("the database cannot be reached") from exc
         raise
     finally:
-        _lent[id(pool)] -= 1
-        await pool.putconn(conn)
+        _holding.set(holding)
+        if own:
+            await conn.close()
+        else:
+            _lent[id(pool)] -= 1
+            await pool.putconn(conn)
 
 
 def pool_wait_s(settings: Settings) -> float:
@@ -208,6 +221,31 @@ async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConne
             bound = wait - (time.monotonic() - started)
             if bound <= 0.001:
                 raise _busy(pool, wait) from exc
+
+
+async def _checkout_nested(pool: AsyncConnectionPool, settings: Settings) -> tuple[AsyncConnection, bool]:
+    """A further connection for a task that already holds one (a search running its two sides at
+    once, an embedding lookup inside it): a free pooled one, else one of its own, closed after use
+    (the True). Queueing would deadlock: every pooled connection lent to a task that waits, behind
+    the others, for a second one. At most the pool's size in tasks hold one, so these stay few."""
+    from psycopg import OperationalError
+    from psycopg_pool import PoolTimeout
+
+    from lib.db.timeouts import timeouts_for
+    from lib.db.vector import register_vector
+
+    if pool.get_stats().get("pool_available", 0) > 0:
+        try:
+            return await pool.getconn(timeout=min(pool_wait_s(settings), settings.db_connect_timeout_s)), False
+        except PoolTimeout:
+            pass  # taken meanwhile
+    try:
+        conn = await pool.connection_class.connect(pool.conninfo, **pool.kwargs)
+        await register_vector(conn)  # as the pool's own connections are configured
+    except OperationalError as exc:
+        raise errors.ServiceUnavailable("the database cannot be reached") from exc
+    conn.timeouts = timeouts_for(settings.db_statement_timeout_ms, settings.db_lock_timeout_ms)
+    return conn, True
 
 
 def _pool_full(pool: AsyncConnectionPool) -> bool:
