@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: setup dev test lint bench bench-full node-deps clean
+.PHONY: setup dev test lint bench bench-full load node-deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: setup
 
 bench-full: setup
 	$(PY) bench/run.py --full
+
+# 200 concurrent clients against one local server for 60 s (loopback, offline providers), recorded
+# in bench/RESULTS.md; `.venv/bin/python bench/load.py --seconds 10 --concurrency 50` only prints.
+load: setup
+	$(PY) bench/run.py --only load
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/node/node_modules
