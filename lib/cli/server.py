@@ -114,4 +114,6 @@ def serve(host: str = "127.0.0.1", port: int = 3000, prepare_database: bool = Tr
     app = create_app()
     print(f"serving {', '.join('/api/' + n for n in sorted(app.functions))} on http://{host}:{port}",
           file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # Idle connections stay open longer than clients keep theirs (httpx and Node: 4-5 s), so a
+    # client never sends its next request on a connection the server is closing at that moment.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=75)
