@@ -7,6 +7,8 @@ tests calling `lib` directly) there is none, and callers fall back to a bound of
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 _deadline: ContextVar[float | None] = ContextVar("request_deadline", default=None)
@@ -23,3 +25,16 @@ def remaining(default: float) -> float:
     if deadline is None:
         return default
     return max(0.0, deadline - time.monotonic())
+
+
+@contextmanager
+def at_least(seconds: float) -> Iterator[None]:
+    """Within the block, at least `seconds` from now: for bookkeeping that must happen even when
+    the request has run out of time (the ledger row of an answer already served)."""
+    current = _deadline.get()
+    floor = time.monotonic() + seconds
+    token = _deadline.set(floor if current is None else max(current, floor))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -204,3 +205,68 @@ def test_the_pool_wait_is_the_rest_of_the_request_capped_by_the_setting(env) -> 
     env(DATABASE_POOL_WAIT_S="0.5")
     assert asyncio.run(within(12)) == 0.5
     assert asyncio.run(within(0.2)) <= 0.2
+
+
+# --- the usage ledger under pressure ------------------------------------------------------------
+
+
+def ledger_rows(database: str, request_ids: list[str]) -> int:
+    with psycopg.connect(database) as conn:
+        return conn.execute("SELECT count(*) FROM usage_ledger WHERE request_id = ANY(%s)",
+                            (request_ids,)).fetchone()[0]
+
+
+def test_ledger_rows_are_written_when_the_request_is_out_of_time_and_the_pool_busy(database, own_pool) -> None:
+    from lib.providers.usage import UsageRecord, record_usage
+
+    own_pool("ledger_late", DATABASE_POOL_SIZE="2")
+    request_ids = [f"late-{i}-{uuid.uuid4().hex[:8]}" for i in range(20)]
+
+    async def run() -> None:
+        holding, release = asyncio.Event(), asyncio.Event()
+        held = 0
+
+        async def hold() -> None:  # other requests keep every pooled connection busy a moment
+            nonlocal held
+            async with db.connect() as conn:
+                await conn.execute("SELECT 1")
+                held += 1
+                if held == 2:
+                    holding.set()
+                await release.wait()
+
+        holders = [asyncio.create_task(hold()) for _ in range(2)]
+        await asyncio.wait_for(holding.wait(), 10)
+        deadline.start(0.0)  # this request has no time left when its answers are booked
+        asyncio.get_running_loop().call_later(0.3, release.set)
+        await asyncio.gather(*(record_usage(UsageRecord(provider="local", model="echo", request_id=r))
+                               for r in request_ids))
+        await asyncio.gather(*holders)
+
+    run_async(run)
+    assert ledger_rows(database, request_ids) == len(request_ids)
+
+
+def test_ledger_writes_retry_a_lock_wait_that_ran_out_and_count_spend_once(database, own_pool) -> None:
+    from lib.providers.usage import UsageRecord, record_usage, user_scope
+
+    own_pool("ledger_locked", DATABASE_LOCK_TIMEOUT_MS="200")
+    first = f"spend-{uuid.uuid4().hex[:8]}"
+    run_async(lambda: record_usage(UsageRecord(provider="openai", model="gpt-4o-mini", request_id=first,
+                                               cost_usd=0.5, user_id="locked-user")))
+    request_ids = [f"locked-{i}-{uuid.uuid4().hex[:8]}" for i in range(10)]
+    spent = f"SELECT spent_usd FROM spend_counters WHERE scope = '{user_scope(None, 'locked-user')}' AND period = 'day'"
+    with psycopg.connect(database) as holder:
+        before = holder.execute(spent).fetchone()[0]
+        holder.execute(spent + " FOR UPDATE")  # every costed write waits on this row past its lock timeout
+        done = threading.Thread(target=run_async, args=(lambda: asyncio.gather(*(
+            record_usage(UsageRecord(provider="openai", model="gpt-4o-mini", request_id=r, cost_usd=0.25,
+                                     user_id="locked-user")) for r in request_ids)),))
+        done.start()
+        time.sleep(0.5)
+        holder.rollback()
+    done.join(timeout=30)
+    assert ledger_rows(database, request_ids) == len(request_ids)
+    with psycopg.connect(database) as conn:
+        after = conn.execute(spent).fetchone()[0]
+    assert float(after - before) == 2.5  # each row's spend counted once, retries included

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from lib import deadline, errors
 from lib.config import Settings
 from lib.logs import log, scrub
 
@@ -39,6 +40,9 @@ class UsageRecord:
     cache_hit: bool = False
     streamed: bool = False
 
+
+LEDGER_WAIT_S = 30.0  # for a pooled connection, however little time the request has left
+LEDGER_ATTEMPTS = 3
 
 _INSERT = """
 INSERT INTO usage_ledger (request_id, user_id, caller, provider, model, kind, attempt, status,
@@ -80,17 +84,36 @@ def spend_scopes(user_id: str | None, caller: str | None) -> list[str]:
 
 async def record_usage(record: UsageRecord, *, settings: Settings | None = None) -> None:
     """Write one ledger row (and its spend). A ledger failure is logged, never raised: the
-    answer the caller already paid for is not thrown away because bookkeeping failed."""
+    answer the caller already paid for is not thrown away because bookkeeping failed.
+
+    The write waits for a pooled connection even when the request has no time left, and is
+    tried again when the database was busy or too slow (both roll back: nothing was written)."""
+    for attempt in range(1, LEDGER_ATTEMPTS + 1):
+        try:
+            with deadline.at_least(LEDGER_WAIT_S):
+                await _write(record, settings)
+            return
+        except (errors.DatabaseBusy, errors.DatabaseTimeout) as exc:
+            failure: Exception = exc
+            if attempt < LEDGER_ATTEMPTS:
+                import asyncio  # only on this path: a cold import stays without it
+
+                await asyncio.sleep(0.1 * 2 ** attempt)
+                continue
+        except Exception as exc:  # noqa: BLE001 - see docstring
+            failure = exc
+        log("error", "usage_ledger_write_failed", request_id=record.request_id, attempts=attempt,
+            provider=record.provider, model=record.model, detail=scrub(repr(failure)))
+        return
+
+
+async def _write(record: UsageRecord, settings: Settings | None) -> None:
     from lib import db
 
-    try:
-        async with db.connect(settings) as conn, conn.transaction():
-            await conn.execute(_INSERT, vars(record))
-            if record.cost_usd:
-                for scope in spend_scopes(record.user_id, record.caller):
-                    for period, start in spend_periods(datetime.now(UTC)):
-                        await conn.execute(_ADD_SPEND, {"scope": scope, "period": period,
-                                                        "period_start": start, "amount": record.cost_usd})
-    except Exception as exc:  # noqa: BLE001 - see docstring
-        log("error", "usage_ledger_write_failed", request_id=record.request_id,
-            provider=record.provider, model=record.model, detail=scrub(repr(exc)))
+    async with db.connect(settings) as conn, conn.transaction():
+        await conn.execute(_INSERT, vars(record))
+        if record.cost_usd:
+            for scope in spend_scopes(record.user_id, record.caller):
+                for period, start in spend_periods(datetime.now(UTC)):
+                    await conn.execute(_ADD_SPEND, {"scope": scope, "period": period,
+                                                    "period_start": start, "amount": record.cost_usd})
