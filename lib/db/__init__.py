@@ -7,7 +7,9 @@ lock timeouts are set that way on every transaction and statement (`lib/db/timeo
 Waiting: a request waits for a free pooled connection as long as it has time left (its deadline,
 capped by `DATABASE_POOL_WAIT_S`), and a pool whose every connection stayed busy that long is a
 503 `database_busy` with `retry-after`. A pool that cannot even open a connection within
-`DATABASE_CONNECT_TIMEOUT_S` is an unreachable database, a 503 `service_unavailable`.
+`DATABASE_CONNECT_TIMEOUT_S` is an unreachable database, a 503 `service_unavailable`. A task that
+already holds a connection never queues for another (a hybrid search's second side): that could
+wait forever on connections lent to tasks doing the same.
 
 Every connection, pooled or not (`open_connection`), knows pgvector's `vector` from the moment it
 opens (`lib/db/vector.py`), so callers pass `Vector` objects and never format vectors themselves.
@@ -203,7 +205,8 @@ async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConne
     """Take a connection, telling a busy pool from an unreachable database.
 
     The first wait is the connect timeout. When it runs out while the pool has fewer connections
-    lent to requests than it may hold, the pool could not open one: the database is unreachable.
+    lent to requests than it may hold, the pool could not open one: the database is unreachable
+    (unless the request had less time than that left: then it simply ran out of time, as busy).
     When every connection is lent, the pool is merely busy, and the request waits on (at the back
     of the queue) until its own bound; running out then is `database_busy`.
     """
@@ -216,7 +219,7 @@ async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConne
         try:
             return await pool.getconn(timeout=bound)
         except PoolTimeout as exc:
-            if not _pool_full(pool):
+            if not _pool_full(pool) and bound >= settings.db_connect_timeout_s:
                 raise errors.ServiceUnavailable("the database cannot be reached") from exc
             bound = wait - (time.monotonic() - started)
             if bound <= 0.001:
