@@ -33,7 +33,7 @@ NAMESPACE = "scifact"
 RUNS = [
     ("keyword (BM25 k1=1.2 b=0.75, default)", "keyword", "rrf", 1.0, 1.0, None, None),
     ("keyword (BM25 k1=0.9 b=0.4, Pyserini's)", "keyword", "rrf", 1.0, 1.0, 0.9, 0.4),
-    ("vector (all-MiniLM-L6-v2)", "vector", "rrf", 1.0, 1.0, None, None),
+    ("vector ({model})", "vector", "rrf", 1.0, 1.0, None, None),
     ("hybrid, RRF k=60", "hybrid", "rrf", 1.0, 1.0, None, None),
     ("hybrid, weighted sum 0.5/0.5 (default)", "hybrid", "weighted", 0.5, 0.5, None, None),
     ("hybrid, weighted sum 0.6/0.4", "hybrid", "weighted", 0.6, 0.4, None, None),
@@ -179,6 +179,7 @@ async def evaluate(queries: list[dict], qrels: dict, settings) -> list[dict]:
                             "k1": k1, "b": b, "ndcg_at_10": round(sum(ndcgs) / len(ndcgs), 4),
                             "recall_at_100": round(sum(recalls) / len(recalls), 4),
                             "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1)})
+            results[-1]["run"] = label = label.format(model=MODEL)
             print(f"  {label}: nDCG@10 {results[-1]['ndcg_at_10']}, recall@100 {results[-1]['recall_at_100']}",
                   file=sys.stderr)
     return results
@@ -243,13 +244,16 @@ async def main_async(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="BEIR-layout SciFact folder")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--database-url", default="", help="default: a fresh bench_scifact database")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--limit", type=int, default=0, help="ingest only the first N documents (smoke runs)")
+    parser.add_argument("--model", default=MODEL, help="embedding model (default: %(default)s)")
     args = parser.parse_args()
+    MODEL = args.model
     if not args.database_url:
         sys.path.insert(0, str(PROJECT_ROOT / "bench"))
         from pg import fresh_database
