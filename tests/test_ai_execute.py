@@ -429,7 +429,6 @@ def test_use_chat_body_with_ui_message_parts(client, fake_provider) -> None:
     ({"prompt": "a", "model": "local/echo", "temperature": 3}, 422, "temperature"),
     ({"prompt": "a", "model": "local/echo", "max_tokens": 0}, 422, "max_tokens"),
     ({"prompt": "a", "model": "local/echo", "tool_choice": "required"}, 422, "body"),
-    ({"prompt": "a", "model": "local/echo", "tools": [WEATHER_TOOL]}, 422, "tools"),
     ({"prompt": "a", "model": "openai/gpt-4o-mini", "tools": [WEATHER_TOOL],
       "tool_choice": {"type": "function", "function": {"name": "other"}}}, 422, "tool_choice"),
     ({"prompt": "a", "model": "local/echo", "protocol": "xml"}, 422, "protocol"),

@@ -11,7 +11,7 @@ import pytest
 from lib import errors
 from lib.config import Settings, get_settings
 from lib.providers import adapter_for, openai_client, resolve_model, target_for
-from lib.providers.pricing import cost_usd
+from lib.providers.pricing import DEFAULT_LIMITS, Limits, cost_usd, limits_of
 from lib.providers.types import ChatRequest, Message, Tool, ToolCall, Usage
 from tests.fakes.provider_server import Reply
 
@@ -144,6 +144,41 @@ def test_pricing_overrides_and_file(tmp_path) -> None:
     assert cost_usd("local/echo", usage, Settings(pricing_file=str(table))) == 10
     with pytest.raises(errors.ConfigurationError):
         cost_usd("local/echo", usage, Settings(pricing_overrides="{nope"))
+
+
+def test_context_windows_are_data_with_a_stated_default() -> None:
+    assert limits_of("openai/gpt-4o-mini", Settings()) == Limits(128_000, 16_384)
+    assert limits_of("anthropic/claude-haiku-4-5", Settings()).context_window == 200_000
+    unknown = limits_of("compat/llama3.2", Settings())
+    assert unknown == DEFAULT_LIMITS and unknown.context_window == 8192 and not unknown.known
+    # an override may give a window alone (its price stays unknown) or amend a listed model's
+    tiny = Settings(pricing_overrides=json.dumps({"compat/tiny": {"context_window": 2000},
+                                                  "openai/gpt-4o-mini": {"context_window": 4096,
+                                                                         "max_output_tokens": 1024}}))
+    assert limits_of("compat/tiny", tiny) == Limits(2000, 500)
+    assert cost_usd("compat/tiny", Usage(10, 10), tiny) is None
+    assert limits_of("openai/gpt-4o-mini", tiny) == Limits(4096, 1024)
+    assert cost_usd("openai/gpt-4o-mini", Usage(1_000_000, 0), tiny) == pytest.approx(0.15)
+    for bad in ({"context_window": "big"}, {"context_window": 4096, "max_output_tokens": 5000}, {"input": 1}):
+        with pytest.raises(errors.ConfigurationError):
+            limits_of("compat/x", Settings(pricing_overrides=json.dumps({"compat/x": bad})))
+
+
+def test_local_echo_calls_a_tool_when_told_to_and_then_echoes_the_result() -> None:
+    search = Tool("search_documents", "", {"type": "object", "properties": {"query": {"type": "string"}}})
+    ask = ChatRequest(model="", messages=[Message("user", '/tool search_documents {"query": "warranty"}')],
+                      tools=[search])
+    first = run("local/echo", ask)
+    [call] = first.tool_calls
+    assert first.finish_reason == "tool_calls" and call.name == "search_documents"
+    assert call.parsed_arguments() == {"query": "warranty"} and run("local/echo", ask).tool_calls == [call]
+    events = run("local/echo", ask, stream=True)
+    assert [type(e).__name__ for e in events] == ["ToolCallStarted", "ToolCallReady", "StreamFinished"]
+    answered = ChatRequest(model="", tools=[search], messages=[
+        *ask.messages, Message("assistant", "", [call]), Message("tool", '{"passages": []}', tool_call_id=call.id)])
+    assert run("local/echo", answered).text.endswith('You said: {"passages": []}')
+    unknown = ChatRequest(model="", messages=[Message("user", '/tool delete_everything {}')], tools=[search])
+    assert "no tool 'delete_everything'" in run("local/echo", unknown).text
 
 
 def test_served_snapshot_name_is_priced() -> None:

@@ -56,7 +56,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
                      "OPENROUTER_API_KEY", "x-openrouter-api-key"),
         ProviderSpec("compat", "openai_wire", "compat_api_key", "compat_base_url",
                      "OPENAI_COMPATIBLE_API_KEY", "x-compat-api-key", needs_key=False),
-        ProviderSpec("local", "local", None, None, "", None, needs_key=False, supports_tools=False,
+        ProviderSpec("local", "local", None, None, "", None, needs_key=False,
                      models=("echo",)),
     )
 }
