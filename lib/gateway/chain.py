@@ -49,6 +49,9 @@ class CallContext:
     user_id: str | None = None
     caller: str | None = None
     byok_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    # False for the later model calls of one request (tool steps, a summary): the request was
+    # counted against the rate limit once; budgets are still checked before every call
+    count_request: bool = True
 
 
 @dataclass
@@ -153,11 +156,13 @@ async def _admit(call: ChatCall, ctx: CallContext) -> tuple[str | None, ChatResu
 
     settings = ctx.settings
     key = cache_key(_cache_parts(call, ctx)) if _cache_enabled(call, settings) else None
-    if key is None and settings.rate_limit_rpm <= 0 and not budget_limits(settings, ctx.user_id, ctx.caller):
+    rate_limited = ctx.count_request and settings.rate_limit_rpm > 0
+    if key is None and not rate_limited and not budget_limits(settings, ctx.user_id, ctx.caller):
         return None, None  # nothing to check: no round trip before the provider call
     subjects = [ctx.caller or "anonymous"] + ([user_scope(ctx.caller, ctx.user_id)] if ctx.user_id else [])
     async with db.connect(settings) as conn:
-        await check_rate_limit(conn, subjects, settings.rate_limit_rpm)
+        if rate_limited:
+            await check_rate_limit(conn, subjects, settings.rate_limit_rpm)
         await check_budgets(conn, settings, ctx.user_id, ctx.caller)
         stored = await cached_response(conn, key) if key else None
     if stored is None:

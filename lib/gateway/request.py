@@ -180,8 +180,9 @@ def _arguments(value: str | dict[str, Any]) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _from_ui_parts(m: MessageIn, where: str) -> list[Message]:
-    """A UIMessage's parts -> messages: text, and tool calls with their results in order."""
+def ui_parts_to_messages(role: str, parts: list[dict[str, Any]], where: str) -> list[Message]:
+    """A UIMessage's parts -> messages: text, and tool calls with their results in order (a stored
+    chat's turns are read back through here too)."""
     out: list[Message] = []
     text: list[str] = []
     calls: list[ToolCall] = []
@@ -189,13 +190,13 @@ def _from_ui_parts(m: MessageIn, where: str) -> list[Message]:
 
     def flush() -> None:
         if text or calls:
-            out.append(Message(m.role, "".join(text), list(calls)))
+            out.append(Message(role, "".join(text), list(calls)))
         out.extend(results)
         text.clear()
         calls.clear()
         results.clear()
 
-    for i, part in enumerate(m.parts or []):
+    for i, part in enumerate(parts):
         kind = part.get("type")
         if not isinstance(kind, str):
             raise errors.field_error(f"{where}.parts.{i}.type", "every part needs a string `type`")
@@ -203,7 +204,7 @@ def _from_ui_parts(m: MessageIn, where: str) -> list[Message]:
             if calls:  # text after tool results belongs to the next step
                 flush()
             text.append(str(part.get("text", "")))
-        elif m.role == "assistant" and (kind.startswith("tool-") or kind == "dynamic-tool"):
+        elif role == "assistant" and (kind.startswith("tool-") or kind == "dynamic-tool"):
             state = part.get("state")
             if state not in ("output-available", "output-error"):
                 continue  # a call with no result yet cannot be sent back to a provider
@@ -230,7 +231,7 @@ def to_messages(body: ExecuteRequest) -> tuple[list[Message], str | None]:
     for i, m in enumerate(body.messages or []):
         where = f"messages.{i}"
         if m.parts is not None:
-            converted = _from_ui_parts(m, where)
+            converted = ui_parts_to_messages(m.role, m.parts, where)
         else:
             calls = [ToolCall(c.id, c.function.name, _arguments(c.function.arguments)) for c in m.tool_calls or []]
             converted = [Message(m.role, _text_of(m.content, where), calls, m.tool_call_id, m.name)]

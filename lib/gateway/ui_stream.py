@@ -5,7 +5,9 @@ encoder every function that streams an answer goes through.
 
 `events` are the chain's: `TextDelta`, `ToolCallStarted`, `ToolCallReady`, `StreamFinished`, then
 `ChatCompleted` or `StreamFailed`. An answer that is more than a chat (rag's, with citations) ends
-with a `MessageFinished` instead of `ChatCompleted`, carrying its own parts and metadata.
+with a `MessageFinished` instead of `ChatCompleted`, carrying its own parts and metadata. An answer
+of several model calls (tools the server runs) adds `ToolOutput` after a call it ran and `NextStep`
+between two calls.
 
 The UI message stream is SSE (`data: {json}` events, ending with `data: [DONE]`) with the header
 `x-vercel-ai-ui-message-stream: v1`. Each chunk carries only keys the AI SDK v5 schema allows
@@ -13,6 +15,7 @@ The UI message stream is SSE (`data: {json}` events, ending with `data: [DONE]`)
 
     start{messageId} start-step text-start{id} text-delta{id,delta} text-end{id}
     tool-input-start{toolCallId,toolName} tool-input-available{toolCallId,toolName,input}
+    tool-output-available{toolCallId,output} tool-output-error{toolCallId,errorText}
     source-url{sourceId,url,title?} source-document{sourceId,mediaType,title,filename?}
     finish-step finish{messageMetadata} | error{errorText}
 
@@ -53,6 +56,21 @@ class MessageFinished:
     finish_reason: str
     metadata: dict[str, Any]
     parts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ToolOutput:
+    """A tool call the server ran, with its result (`output`, any JSON) or why it failed (`error`):
+    `tool-output-available` or `tool-output-error`, which useChat shows on the call's part."""
+
+    call_id: str
+    output: Any = None
+    error: str | None = None
+
+
+@dataclass
+class NextStep:
+    """The answer goes on with another model call: `finish-step`, then `start-step`."""
 
 
 def source_url_part(source_id: str, url: str, title: str | None = None) -> dict[str, Any]:
@@ -124,6 +142,18 @@ async def ui_message_chunks(events: AsyncIterator[Any], *, message_id: str | Non
             elif isinstance(event, StreamFinished):
                 for chunk in end_text():
                     yield chunk
+            elif isinstance(event, ToolOutput):
+                for chunk in end_text():
+                    yield chunk
+                if event.error is not None:
+                    yield {"type": "tool-output-error", "toolCallId": event.call_id, "errorText": event.error}
+                else:
+                    yield {"type": "tool-output-available", "toolCallId": event.call_id, "output": event.output}
+            elif isinstance(event, NextStep):
+                for chunk in end_text():
+                    yield chunk
+                yield {"type": "finish-step"}
+                yield {"type": "start-step"}
             elif isinstance(event, StreamFailed):
                 for chunk in end_text():
                     yield chunk

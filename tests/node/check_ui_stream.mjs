@@ -15,6 +15,8 @@ const ALLOWED_KEYS = {
   "tool-input-start": ["toolCallId", "toolName", "providerExecuted", "dynamic"],
   "tool-input-delta": ["toolCallId", "inputTextDelta"],
   "tool-input-available": ["toolCallId", "toolName", "input", "providerExecuted", "providerMetadata", "dynamic"],
+  "tool-output-available": ["toolCallId", "output", "providerExecuted", "dynamic", "preliminary"],
+  "tool-output-error": ["toolCallId", "errorText", "providerExecuted", "dynamic"],
   "source-url": ["sourceId", "url", "title", "providerMetadata"],
   "source-document": ["sourceId", "mediaType", "title", "filename", "providerMetadata"],
   "finish-step": [],
