@@ -3,12 +3,18 @@
 A conversation belongs to one namespace and one caller, and its id (ours, a uuid, or the chat id
 `useChat` sends) is unique only within them: the same id used by two callers names two
 conversations. History is read back newest first and trimmed to a token budget.
+
+rag stores a question and its answer as text with citations (`append_turns`, `load_history`).
+The assistant (`/api/ai_execute`) stores each turn as an AI SDK UI message with its parts, text,
+tool calls and their results (`save_chat_turns`, `chat_turns`), and keeps a running summary of
+what no longer fits its model's window (`save_summary`). Both live in the same tables.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -107,3 +113,192 @@ async def append_turns(conn: AsyncConnection, conversation_id: str, turns: list[
         await conn.execute(
             "UPDATE conversations SET updated_at = now() WHERE caller = %s AND namespace = %s AND id = %s",
             (caller, namespace, conversation_id))
+
+
+# --- assistant chats: turns as AI SDK UI messages, summaries, listing -------------------------------
+
+
+def conversation_owner(caller: str, user: str | None) -> str:
+    """Whose chats these are: the caller, or one end user of the caller. A user id is the caller's
+    own name for a person (two API keys may both have a user "42"), so it is kept with its caller."""
+    return f"{caller}/user:{user}" if user else caller
+
+
+@dataclass
+class Conversation:
+    """A conversation's own row: its running summary and what it covers."""
+
+    id: str
+    namespace: str
+    title: str | None
+    summary: str | None
+    summary_through: int | None  # the last turn id folded into the summary
+    summary_turns: int
+    created_at: Any
+    updated_at: Any
+
+
+@dataclass
+class StoredTurn:
+    """One stored turn: a UI message (`parts`) for an assistant chat, `content` and `citations`
+    for a rag turn (its `parts` are None)."""
+
+    id: int
+    role: str
+    content: str
+    citations: list[dict[str, Any]]
+    message_id: str | None
+    parts: list[dict[str, Any]] | None
+    metadata: dict[str, Any] | None
+    token_count: int
+
+
+@dataclass
+class NewTurn:
+    """A UI message to store; `content` is its text and `token_count` the estimate of everything
+    the model will be sent for it (tool calls and results included)."""
+
+    message_id: str
+    role: str
+    parts: list[dict[str, Any]]
+    content: str
+    token_count: int
+    metadata: dict[str, Any] | None = None
+
+
+_CONVERSATION = """
+SELECT id, namespace, title, summary, summary_through, summary_turns, created_at, updated_at
+FROM conversations WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
+"""
+
+_TURNS = """
+SELECT id, role, content, citations, message_id, parts, metadata, token_count
+FROM conversation_turns
+WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(id)s AND id > %(after)s
+ORDER BY id
+"""
+
+_INSERT_TURN = """
+INSERT INTO conversation_turns
+    (caller, namespace, conversation_id, role, content, token_count, message_id, parts, metadata)
+VALUES (%(caller)s, %(namespace)s, %(id)s, %(role)s, %(content)s, %(token_count)s, %(message_id)s,
+        %(parts)s, %(metadata)s)
+RETURNING id
+"""
+
+_UPDATE_TURN = """
+UPDATE conversation_turns SET content = %(content)s, token_count = %(token_count)s, parts = %(parts)s,
+       metadata = coalesce(%(metadata)s, metadata)
+WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(id)s AND id = %(turn)s
+"""
+
+# Turns after the one the client's view of the chat ends with: a regenerated answer, or everything
+# after an edited question. A summary that covered them no longer applies.
+_DELETE_AFTER = """
+WITH gone AS (
+    DELETE FROM conversation_turns
+    WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(id)s AND id > %(turn)s
+    RETURNING id
+)
+UPDATE conversations SET summary = NULL, summary_through = NULL, summary_turns = 0
+WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
+  AND summary_through > %(turn)s AND EXISTS (SELECT 1 FROM gone)
+"""
+
+_TOUCH = """
+UPDATE conversations SET updated_at = now(), title = coalesce(title, %(title)s)
+WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
+"""
+
+_SAVE_SUMMARY = """
+UPDATE conversations SET summary = %(summary)s, summary_through = %(through)s, summary_turns = %(turns)s
+WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
+"""
+
+_LIST = """
+SELECT c.id, c.title, c.created_at, c.updated_at,
+       (SELECT count(*) FROM conversation_turns t
+        WHERE t.caller = c.caller AND t.namespace = c.namespace AND t.conversation_id = c.id) AS turns
+FROM conversations c
+WHERE c.caller = %(caller)s AND c.namespace = %(namespace)s
+ORDER BY c.updated_at DESC, c.id
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+_DELETE = """
+WITH turns AS (
+    SELECT count(*) AS n FROM conversation_turns
+    WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(id)s
+)
+DELETE FROM conversations WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
+RETURNING (SELECT n FROM turns)
+"""
+
+
+def _scope(conversation_id: str, namespace: str, caller: str) -> dict[str, Any]:
+    return {"id": conversation_id, "namespace": namespace, "caller": caller}
+
+
+async def find_conversation(conn: AsyncConnection, conversation_id: str, *, namespace: str,
+                            caller: str) -> Conversation | None:
+    """The conversation of this caller in this namespace, or None (another caller's is none too)."""
+    cur = await conn.execute(_CONVERSATION, _scope(check_conversation_id(conversation_id), namespace, caller))
+    row = await cur.fetchone()
+    return Conversation(*row) if row else None
+
+
+async def chat_turns(conn: AsyncConnection, conversation_id: str, *, namespace: str, caller: str,
+                     after: int | None = None) -> list[StoredTurn]:
+    """The turns, oldest first; with `after`, only the turns stored after that turn id."""
+    cur = await conn.execute(_TURNS, {**_scope(conversation_id, namespace, caller), "after": after or 0})
+    return [StoredTurn(row[0], row[1], row[2], row[3] or [], row[4], row[5], row[6], row[7])
+            for row in await cur.fetchall()]
+
+
+async def save_chat_turns(conn: AsyncConnection, conversation_id: str, *, namespace: str, caller: str,
+                          new: Sequence[NewTurn] = (), replace: dict[int, NewTurn] | None = None,
+                          delete_after: int | None = None, title: str | None = None) -> list[int]:
+    """In one transaction: drop the turns after `delete_after`, rewrite the turns in `replace`
+    (turn id -> its new content), append `new`. Returns the ids of the appended turns."""
+    from psycopg.types.json import Jsonb
+
+    scope = _scope(conversation_id, namespace, caller)
+    ids: list[int] = []
+    async with conn.transaction():
+        if delete_after is not None:
+            await conn.execute(_DELETE_AFTER, {**scope, "turn": delete_after})
+        for turn_id, turn in (replace or {}).items():
+            await conn.execute(_UPDATE_TURN, {**scope, "turn": turn_id, "content": turn.content,
+                                              "token_count": turn.token_count, "parts": Jsonb(turn.parts),
+                                              "metadata": Jsonb(turn.metadata) if turn.metadata else None})
+        for turn in new:
+            cur = await conn.execute(_INSERT_TURN, {
+                **scope, "role": turn.role, "content": turn.content, "token_count": turn.token_count,
+                "message_id": turn.message_id, "parts": Jsonb(turn.parts),
+                "metadata": Jsonb(turn.metadata) if turn.metadata else None})
+            ids.append((await cur.fetchone())[0])
+        await conn.execute(_TOUCH, {**scope, "title": title})
+    return ids
+
+
+async def save_summary(conn: AsyncConnection, conversation_id: str, *, namespace: str, caller: str,
+                       summary: str, through: int, turns: int) -> None:
+    """Keep the running summary, which now folds every turn up to `through` (`turns` of them)."""
+    await conn.execute(_SAVE_SUMMARY, {**_scope(conversation_id, namespace, caller), "summary": summary,
+                                       "through": through, "turns": turns})
+
+
+async def list_conversations(conn: AsyncConnection, *, namespace: str, caller: str, limit: int = 50,
+                             offset: int = 0) -> list[dict[str, Any]]:
+    """This caller's conversations in the namespace, the most recently active first."""
+    cur = await conn.execute(_LIST, {"namespace": namespace, "caller": caller, "limit": limit, "offset": offset})
+    return [{"conversation_id": row[0], "title": row[1], "created_at": row[2].isoformat(),
+             "updated_at": row[3].isoformat(), "turns": row[4]} for row in await cur.fetchall()]
+
+
+async def delete_conversation(conn: AsyncConnection, conversation_id: str, *, namespace: str,
+                              caller: str) -> int | None:
+    """Delete a conversation and its turns; the number of turns, or None when there was none."""
+    cur = await conn.execute(_DELETE, _scope(check_conversation_id(conversation_id), namespace, caller))
+    row = await cur.fetchone()
+    return None if row is None else int(row[0])
