@@ -1,22 +1,34 @@
-"""POST /api/ai_execute: a prompt or a conversation on any provider, as JSON or a stream for useChat."""
+"""POST /api/ai_execute: a prompt or a conversation on any provider, as JSON or a stream for useChat;
+GET and DELETE: the caller's stored chats."""
 
-from lib.gateway.chain import complete_chat, stream_chat
-from lib.gateway.request import ExecuteRequest, call_context, json_output, to_call
-from lib.gateway.ui_stream import stream_response
+from lib.assistant.request import AssistantRequest, ChatRef, ChatsQuery
+from lib.gateway.request import call_context, to_call
 from lib.web import Endpoint, Request
 
 app = Endpoint("ai_execute")
 
 
-@app.post(ExecuteRequest)
-async def ai_execute(request: Request, body: ExecuteRequest) -> object:
+@app.post(AssistantRequest)
+async def ai_execute(request: Request, body: AssistantRequest) -> object:
     call, ctx = to_call(body, request.settings), call_context(request, body)
-    if not body.streams:
-        result = await complete_chat(call, ctx)
-        return {"id": request.request_id, **result.as_dict(), **json_output(body, result.response.text),
-                "metadata": body.metadata}
+    from lib.assistant.http import execute  # stored chats, context fitting, server tools (lib/assistant/)
+
     # refusals and failures before the first token are still JSON errors (see stream_response)
-    return await stream_response(stream_chat(call, ctx), protocol=body.protocol, message_id=body.messageId)
+    return await execute(request, body, call, ctx)
+
+
+@app.get(ChatsQuery)
+async def chats(request: Request, query: ChatsQuery) -> object:
+    from lib.assistant.http import read_chats
+
+    return await read_chats(request, query)
+
+
+@app.delete(ChatRef)
+async def delete_chat(request: Request, query: ChatRef) -> object:
+    from lib.assistant.http import delete_chat
+
+    return await delete_chat(request, query)
 
 
 if __name__ == "__main__":

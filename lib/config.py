@@ -186,6 +186,12 @@ class Settings:
     rate_limit_rpm: int = setting("RATE_LIMIT_RPM", 0, whole())  # 0: no limit
     cache_ttl_s: int = setting("CACHE_TTL_S", 3600, whole())  # 0: no response cache
 
+    # --- assistant (ai_execute's chats) -----------------------------------------------------
+    # what happens to the turns of a chat that no longer fit the model's window (a request's
+    # `context` field overrides it): dropped, oldest first, or folded into a running summary
+    context_strategy: str = setting("CONTEXT_STRATEGY", "drop", one_of("drop", "summarize"))
+    summary_model: str = setting("SUMMARY_MODEL", "")  # empty: the request's own model
+
     # --- ingestion --------------------------------------------------------------------------
     embedding_model: str = setting("EMBEDDING_MODEL", "")
     # Which models a request may name; each new one gets its own HNSW index. Empty: the default

@@ -15,7 +15,7 @@ RANK = {
     "providers": 2,
     "gateway": 3, "ingest": 3,
     "retrieval": 4,
-    "reindex": 5,
+    "reindex": 5, "assistant": 5,
     "cli": 6,
 }
 
