@@ -30,3 +30,13 @@ def parse_with_ai_sdk(stream: bytes) -> dict:
                           cwd=NODE_DIR, timeout=60)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     return json.loads(done.stdout)
+
+
+def validate_ui_messages(messages: list) -> dict:
+    """Stored chat messages checked by check_ui_messages.mjs: the AI SDK's UIMessage[] schema
+    (validateUIMessages) and convertToModelMessages. Returns {messages, modelMessages}."""
+    require_ai_package()
+    done = subprocess.run([NODE, str(NODE_DIR / "check_ui_messages.mjs")], input=json.dumps(messages).encode(),
+                          capture_output=True, cwd=NODE_DIR, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return json.loads(done.stdout)

@@ -73,7 +73,7 @@ def answer_json(request: Request, body: AssistantRequest, prepared: Prepared, an
         cached=all(step.result.cached for step in answer.steps),
         attempts=[a.as_dict() for step in answer.steps for a in step.result.attempts],
         steps=[step.as_dict() for step in answer.steps],
-        messages=[_openai_message(m) for m in answer.messages] or [data["message"]],
+        messages=[_openai_message(m) for m in answer.messages],
         context=prepared.report.as_dict(), conversation_id=prepared.chat.id if prepared.chat else None,
         message_id=answer.message_id,
         ui_message=answer.ui_message(prepared.continued, _turn_metadata(answer, prepared)).as_json())

@@ -225,6 +225,7 @@ async def answer_events(prepared: Prepared, answer: Answer, *, streamed: bool) -
         answer.steps.append(current)
         calls = result.response.tool_calls
         if not calls:
+            answer.messages.append(Message("assistant", result.response.text))
             break
         server = prepared.server
         ran = [c for c in calls if server is not None and server.runs(c)]

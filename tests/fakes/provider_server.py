@@ -4,8 +4,12 @@ The official SDKs reach it through their base-URL settings, so tests exercise th
 SSE parsing and error mapping as production. Tests script what it answers next:
 
     fake.queue(Reply(status=429, headers={"retry-after": "0"}), Reply(text="hi"))
+    fake.queue_for("/v1/chat/completions", Reply(tool_calls=[...]), Reply(text="done"))  # one route's own
 
-With nothing queued it answers a short successful reply. Every request is recorded.
+Replies queued for a path answer only requests to exactly that path, in order, before the shared
+queue; so a test can script a tool loop on one provider and a summary on another. With nothing
+queued it answers a short successful reply. Every request is recorded, body included
+(`requests`, `bodies(path)`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class FakeProvider:
 
     def __init__(self) -> None:
         self._replies: deque[Reply] = deque()
+        self._replies_for: dict[str, deque[Reply]] = {}
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self.routes: dict[str, Callable[[Any, RecordedRequest, Reply], None]] = {}
@@ -82,17 +87,30 @@ class FakeProvider:
         with self._lock:
             self._replies.extend(replies)
 
+    def queue_for(self, path: str, *replies: Reply) -> None:
+        """Replies for requests to exactly `path` (e.g. "/v1/messages"), answered in order."""
+        with self._lock:
+            self._replies_for.setdefault(path, deque()).extend(replies)
+
     def reset(self) -> None:
         with self._lock:
             self._replies.clear()
+            self._replies_for.clear()
             self.requests.clear()
 
-    def next_reply(self) -> Reply:
+    def next_reply(self, path: str = "") -> Reply:
         with self._lock:
+            own = self._replies_for.get(path)
+            if own:
+                return own.popleft()
             return self._replies.popleft() if self._replies else Reply()
 
     def requests_to(self, suffix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith(suffix)]
+
+    def bodies(self, path: str) -> list[Any]:
+        """The bodies received at exactly `path`, in order."""
+        return [r.body for r in self.requests if r.path == path]
 
     # --- server ------------------------------------------------------------------------------
     @property
@@ -145,7 +163,7 @@ class FakeProvider:
         recorded = RecordedRequest(handler.command, path, {k.lower(): v for k, v in handler.headers.items()}, body)
         with self._lock:
             self.requests.append(recorded)
-        reply = self.next_reply()
+        reply = self.next_reply(path)
         if reply.delay_s:
             time.sleep(reply.delay_s)
         if reply.status >= 400 or reply.json is not None:
