@@ -295,3 +295,15 @@ def test_bad_chat_fields_are_422s(client, fake_provider, body, field) -> None:
     assert r.status_code == 422, r.text
     assert r.json()["error"]["details"][0]["field"] == field
     assert fake_provider.requests == []
+
+
+def test_the_same_message_sent_twice_at_once_is_never_a_5xx(client, fake_provider) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    chat, message = chat_id(), user("Hello twice")
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda _: post(client, {"conversation_id": chat, "message": message}).status_code,
+                              range(4)))
+    assert codes == [200] * 4
+    turns = client.get("/api/ai_execute", params={"conversation_id": chat}).json()["messages"]
+    assert [m["id"] for m in turns].count(message["id"]) == 1

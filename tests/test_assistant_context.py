@@ -195,3 +195,19 @@ def test_the_stream_says_what_was_left_out(client, tiny_window) -> None:
     r = post(client, {"messages": [*history(200), question()], "stream": True})
     finish = [json.loads(b[6:]) for b in r.text.strip().split("\n\n") if b != "data: [DONE]"][-1]
     assert finish["type"] == "finish" and finish["messageMetadata"]["context"]["dropped_turns"] > 0
+
+
+def test_a_request_with_a_summary_counts_once_against_the_rate_limit(client, tiny_window, env) -> None:
+    import time
+
+    key = f"key-{uuid.uuid4().hex[:8]}"
+    env(API_KEYS=key, RATE_LIMIT_RPM="1", SUMMARY_MODEL="openai/gpt-4o-mini")
+    if time.time() % 60 > 55:  # the window is the wall-clock minute: do not straddle two
+        time.sleep(60 - time.time() % 60 + 0.1)
+    headers = {"authorization": f"Bearer {key}"}
+    body = {"model": TINY, "context": "summarize", "messages": [*history(200), question()]}
+    first = client.post("/api/ai_execute", json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["context"]["summary"]["calls"] == 1
+    again = client.post("/api/ai_execute", json=body, headers=headers)
+    assert again.status_code == 429 and len(tiny_window.bodies(OPENAI)) == 1  # refused before any spend

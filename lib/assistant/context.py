@@ -264,7 +264,6 @@ async def summarize(previous: str | None, entries: list[Entry], *, model: str, m
 
     window = window_for([model], max_tokens, ctx.settings)
     system = SUMMARY_PROMPT.format(words=max(20, int(max_tokens * 0.7)))
-    ctx = replace(ctx, count_request=False)  # part of a request already counted
     summary = Summary(previous or "")
     lines = transcript(entries)
     while lines:
@@ -277,7 +276,10 @@ async def summarize(previous: str | None, entries: list[Entry], *, model: str, m
         prompt = f"Summary so far:\n{summary.text or '(none yet)'}\n\nNew turns:\n" + "\n".join(batch)
         chat = ChatRequest(model="", messages=[Message("user", prompt)], system=system, max_tokens=max_tokens,
                            temperature=0, user=ctx.user_id)
-        result = await complete_chat(ChatCall([model], chat), ctx)
+        # the first call counts the request against the rate limit (before anything is spent),
+        # the answer's own calls and further summary calls do not count it again
+        result = await complete_chat(ChatCall([model], chat), replace(ctx, count_request=not summary.results
+                                                                      and ctx.count_request))
         summary.results.append(result)
         summary.text = truncate_to_tokens(result.response.text.strip(), max_tokens)
     return summary

@@ -9,6 +9,7 @@ fit, a bad tool name) happens in `prepare`, before a stream starts, so it is sti
 from __future__ import annotations
 
 from contextlib import aclosing
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lib import errors
@@ -131,13 +132,13 @@ async def prepare(request: Request, body: AssistantRequest, call: ChatCall, ctx:
                                      "use 1 to 128 letters, digits or - _ : .") from None
         chat = StoredChat(chat_id, body.namespace, conversation_owner(request.caller, body.user))
         conversation, turns = await _bring_up_to_date(settings, chat, body)
+        taken = {ui_message_of(t).id for t in turns}
         if strategy == "summarize" and conversation.summary:
             summary, covered = conversation.summary, conversation.summary_turns
             turns = [t for t in turns if t.id > (conversation.summary_through or 0)]
         entries = [entry_of(ui_message_of(t), t.id) for t in turns]
         continued = ui_message_of(turns[-1]) if turns and turns[-1].role == "assistant" else None
         chat.continued_turn = turns[-1].id if continued is not None else None
-        taken = {ui_message_of(t).id for t in turns}
     else:
         entries = [Entry([m]) for m in call.chat.messages]
         last = (body.messages or [None])[-1]
@@ -145,7 +146,9 @@ async def prepare(request: Request, body: AssistantRequest, call: ChatCall, ctx:
                      and last.id and last.parts is not None else None)
         taken = {m.id for m in body.messages or [] if m.id}
     room = window.input_room - system_tokens(system) - tools_tokens(tools)
-    kept, system = await _fit(entries, room, window, system, report, summary, covered, chat, call, ctx)
+    kept, system, summarized = await _fit(entries, room, window, system, report, summary, covered, chat, call, ctx)
+    if summarized:  # the summary's call counted the request against the rate limit
+        ctx = replace(ctx, count_request=False)
     if continued is not None:
         message_id = continued.id or new_message_id()
     elif body.messageId and body.messageId not in taken:
@@ -211,34 +214,36 @@ async def _bring_up_to_date(settings: Any, chat: StoredChat,
 
 async def _fit(entries: list[Entry], room: int, window: Window, system: str | None, report: ContextReport,
                summary: str | None, covered: int, chat: StoredChat | None, call: ChatCall,
-               ctx: CallContext) -> tuple[list[Entry], str | None]:
-    """The entries that are sent, and the system prompt with the chat's summary when there is one
-    (see lib/assistant/context.py for the rules)."""
+               ctx: CallContext) -> tuple[list[Entry], str | None, bool]:
+    """The entries that are sent, the system prompt with the chat's summary when there is one (see
+    lib/assistant/context.py for the rules), and whether a summary call was made."""
     if report.strategy == "drop":
         fitted = fit(entries, room, window)
         report.dropped_turns = len(fitted.left_out)
-        return fitted.kept, system
+        return fitted.kept, system, False
     reserve = summary_reserve(room)
     total = sum(e.tokens for e in entries)
     if total <= (room - reserve if summary else room):  # nothing new to fold
         report.summarized_turns = covered if summary else 0
-        return entries, with_summary(system, summary, covered)
+        return entries, with_summary(system, summary, covered), False
     groups = exchanges([e for e in entries if e.messages])
     if groups and sum(e.tokens for e in groups[-1]) > room - reserve:
         fitted = fit(entries, room, window)  # the newest exchange leaves no room for a summary
         report.dropped_turns = len(fitted.left_out)
         report.notice = "the newest messages leave no room for a summary: older turns were dropped"
-        return fitted.kept, system
+        return fitted.kept, system, False
     fitted = fit(entries, room - reserve, window, keep_within=(room - reserve) // 2)
     model = _summary_model(call, ctx)
     try:
         written = await summarize(summary, fitted.left_out, model=model, max_tokens=reserve, ctx=ctx)
+    except (errors.PaymentRequired, errors.RateLimited):
+        raise  # the request itself is refused, summary or not
     except errors.ApiError as exc:  # the answer matters more than its summary: drop instead
         log("warning", "summary_failed", request_id=ctx.request_id, model=model, code=exc.code, detail=exc.message)
         fitted = fit(entries, room, window)
         report.dropped_turns = len(fitted.left_out)
         report.notice = f"the summary could not be written ({exc.code}): older turns were dropped instead"
-        return fitted.kept, system
+        return fitted.kept, system, True
     covered += len(fitted.left_out)
     report.summary = written.report(model)
     report.summarized_turns = covered
@@ -250,7 +255,7 @@ async def _fit(entries: list[Entry], room: int, window: Window, system: str | No
         async with db.connect(ctx.settings) as conn:
             await save_summary(conn, chat.id, namespace=chat.namespace, caller=chat.owner, summary=written.text,
                                through=through, turns=covered)
-    return fitted.kept, with_summary(system, written.text, covered)
+    return fitted.kept, with_summary(system, written.text, covered), True
 
 
 def _summary_model(call: ChatCall, ctx: CallContext) -> str:

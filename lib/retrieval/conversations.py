@@ -183,6 +183,9 @@ INSERT INTO conversation_turns
     (caller, namespace, conversation_id, role, content, token_count, message_id, parts, metadata)
 VALUES (%(caller)s, %(namespace)s, %(id)s, %(role)s, %(content)s, %(token_count)s, %(message_id)s,
         %(parts)s, %(metadata)s)
+ON CONFLICT (caller, namespace, conversation_id, message_id) WHERE message_id IS NOT NULL
+DO UPDATE SET content = EXCLUDED.content, token_count = EXCLUDED.token_count, parts = EXCLUDED.parts,
+              metadata = coalesce(EXCLUDED.metadata, conversation_turns.metadata)
 RETURNING id
 """
 
@@ -259,7 +262,8 @@ async def save_chat_turns(conn: AsyncConnection, conversation_id: str, *, namesp
                           new: Sequence[NewTurn] = (), replace: dict[int, NewTurn] | None = None,
                           delete_after: int | None = None, title: str | None = None) -> list[int]:
     """In one transaction: drop the turns after `delete_after`, rewrite the turns in `replace`
-    (turn id -> its new content), append `new`. Returns the ids of the appended turns."""
+    (turn id -> its new content), append `new`. Returns the ids of the appended turns. A message id
+    the chat already has (the same message sent twice at once) rewrites that turn instead."""
     from psycopg.types.json import Jsonb
 
     scope = _scope(conversation_id, namespace, caller)
