@@ -263,7 +263,6 @@ async def store_answer(prepared: Prepared, answer: Answer, metadata: dict[str, A
     chat = prepared.chat
     assert chat is not None
     stored_meta = {"finishReason": ui_finish_reason(answer.finish_reason or OTHER), **metadata}
-    stored_meta.pop("conversationId", None)
     message = answer.ui_message(prepared.continued, stored_meta)
     turn = NewTurn(message.id or answer.message_id, "assistant", message.parts, message.text,
                    entry_of(message).tokens, stored_meta)

@@ -196,7 +196,7 @@ WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(
 """
 
 # Turns after the one the client's view of the chat ends with: a regenerated answer, or everything
-# after an edited question. A summary that covered them no longer applies.
+# after an edited question. A summary that covered them (or the edited question) no longer applies.
 _DELETE_AFTER = """
 WITH gone AS (
     DELETE FROM conversation_turns
@@ -205,7 +205,7 @@ WITH gone AS (
 )
 UPDATE conversations SET summary = NULL, summary_through = NULL, summary_turns = 0
 WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
-  AND summary_through > %(turn)s AND EXISTS (SELECT 1 FROM gone)
+  AND summary_through >= %(turn)s AND EXISTS (SELECT 1 FROM gone)
 """
 
 _TOUCH = """
