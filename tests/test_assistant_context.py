@@ -92,6 +92,19 @@ def test_a_200_turn_chat_fits_a_small_window_by_dropping_the_oldest_turns(client
         assert sent["messages"][-1]["content"] == "And then?" and r.json()["context"]["dropped_turns"] > 0
 
 
+def test_a_long_stored_chat_is_read_only_as_far_back_as_could_be_sent(client, tiny_window, database) -> None:
+    import psycopg
+
+    chat = chat_id()
+    post(client, {"conversation_id": chat, "messages": [*history(400), question()]})
+    r = post(client, {"conversation_id": chat, "message": question("One more?")})
+    sent = tiny_window.bodies(COMPAT)[-1]["messages"]
+    with psycopg.connect(database) as conn:
+        [(stored,)] = conn.execute("SELECT count(*) FROM conversation_turns WHERE conversation_id = %s",
+                                   (chat,)).fetchall()
+    assert stored == 404 and r.json()["context"]["dropped_turns"] == 403 - len(sent)  # before its answer
+
+
 def test_a_tool_call_is_never_separated_from_its_result(client, tiny_window) -> None:
     messages = []
     for i in range(40):

@@ -43,7 +43,7 @@ from lib.providers.types import Message
 if TYPE_CHECKING:
     from lib.assistant.request import AssistantRequest, ChatRef, ChatsQuery
     from lib.gateway.chain import CallContext, ChatCall
-    from lib.retrieval.conversations import Conversation, StoredTurn
+    from lib.retrieval.conversations import Conversation, Turns
     from lib.web import Request, StreamingResponse
 
 
@@ -131,11 +131,13 @@ async def prepare(request: Request, body: AssistantRequest, call: ChatCall, ctx:
             raise errors.field_error("conversation_id" if body.conversation_id else "id",
                                      "use 1 to 128 letters, digits or - _ : .") from None
         chat = StoredChat(chat_id, body.namespace, conversation_owner(request.caller, body.user))
-        conversation, turns = await _bring_up_to_date(settings, chat, body)
-        taken = {ui_message_of(t).id for t in turns}
+        # a drop reads no further back than twice the window: older turns could not be sent anyway
+        conversation, turns = await _bring_up_to_date(settings, chat, body, summarized=strategy == "summarize",
+                                                      within_tokens=2 * window.context_window)
+        taken = {ui_message_of(t).id for t in turns} | {m.id for m in body.messages or [] if m.id}
         if strategy == "summarize" and conversation.summary:
             summary, covered = conversation.summary, conversation.summary_turns
-            turns = [t for t in turns if t.id > (conversation.summary_through or 0)]
+        report.dropped_turns = turns.older
         entries = [entry_of(ui_message_of(t), t.id) for t in turns]
         continued = ui_message_of(turns[-1]) if turns and turns[-1].role == "assistant" else None
         chat.continued_turn = turns[-1].id if continued is not None else None
@@ -175,9 +177,10 @@ def _check_server_tools(body: AssistantRequest, call: ChatCall) -> None:
             raise errors.field_error("server_tools", f"{name} does not take tools")
 
 
-async def _bring_up_to_date(settings: Any, chat: StoredChat,
-                            body: AssistantRequest) -> tuple[Conversation, list[StoredTurn]]:
-    """Store what the request adds to the chat (see lib/assistant/chats.py), and read it back."""
+async def _bring_up_to_date(settings: Any, chat: StoredChat, body: AssistantRequest, *, summarized: bool,
+                            within_tokens: int) -> tuple[Conversation, Turns]:
+    """Store what the request adds to the chat (see lib/assistant/chats.py), and read it back: the
+    turns its summary does not cover (`summarized`), else the newest that fit in `within_tokens`."""
     from lib import db
     from lib.retrieval.conversations import (
         NewTurn,
@@ -189,8 +192,16 @@ async def _bring_up_to_date(settings: Any, chat: StoredChat,
 
     scope = {"namespace": chat.namespace, "caller": chat.owner}
     sent = body.messages or [MessageIn(role="user", content=body.prompt)]
+
+    async def read(conn: Any) -> tuple[Conversation | None, Turns]:
+        conversation = await find_conversation(conn, chat.id, **scope)
+        if summarized:
+            after = conversation.summary_through if conversation is not None and conversation.summary else None
+            return conversation, await chat_turns(conn, chat.id, **scope, after=after)
+        return conversation, await chat_turns(conn, chat.id, **scope, within_tokens=within_tokens)
+
     async with db.connect(settings) as conn:
-        turns = await chat_turns(conn, chat.id, **scope)
+        conversation, turns = await read(conn)
         previous = ui_message_of(turns[-1]) if turns else None
         incoming = incoming_messages(sent, previous)
         changes = reconcile(turns, incoming)
@@ -205,8 +216,7 @@ async def _bring_up_to_date(settings: Any, chat: StoredChat,
             await save_chat_turns(conn, chat.id, **scope, new=[stored(m) for m in changes.new],
                                   replace={turn: stored(m) for turn, m in changes.replace.items()},
                                   delete_after=changes.delete_after, title=title_of(incoming))
-            turns = await chat_turns(conn, chat.id, **scope)
-        conversation = await find_conversation(conn, chat.id, **scope)
+            conversation, turns = await read(conn)
     if conversation is None or not turns:
         raise errors.field_error("messages", "there is no user message to answer")
     return conversation, turns
@@ -219,7 +229,7 @@ async def _fit(entries: list[Entry], room: int, window: Window, system: str | No
     lib/assistant/context.py for the rules), and whether a summary call was made."""
     if report.strategy == "drop":
         fitted = fit(entries, room, window)
-        report.dropped_turns = len(fitted.left_out)
+        report.dropped_turns += len(fitted.left_out)
         return fitted.kept, system, False
     reserve = summary_reserve(room)
     total = sum(e.tokens for e in entries)
@@ -229,7 +239,7 @@ async def _fit(entries: list[Entry], room: int, window: Window, system: str | No
     groups = exchanges([e for e in entries if e.messages])
     if groups and sum(e.tokens for e in groups[-1]) > room - reserve:
         fitted = fit(entries, room, window)  # the newest exchange leaves no room for a summary
-        report.dropped_turns = len(fitted.left_out)
+        report.dropped_turns += len(fitted.left_out)
         report.notice = "the newest messages leave no room for a summary: older turns were dropped"
         return fitted.kept, system, False
     fitted = fit(entries, room - reserve, window, keep_within=(room - reserve) // 2)
@@ -241,7 +251,7 @@ async def _fit(entries: list[Entry], room: int, window: Window, system: str | No
     except errors.ApiError as exc:  # the answer matters more than its summary: drop instead
         log("warning", "summary_failed", request_id=ctx.request_id, model=model, code=exc.code, detail=exc.message)
         fitted = fit(entries, room, window)
-        report.dropped_turns = len(fitted.left_out)
+        report.dropped_turns += len(fitted.left_out)
         report.notice = f"the summary could not be written ({exc.code}): older turns were dropped instead"
         return fitted.kept, system, True
     covered += len(fitted.left_out)

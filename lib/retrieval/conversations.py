@@ -171,10 +171,17 @@ SELECT id, namespace, title, summary, summary_through, summary_turns, created_at
 FROM conversations WHERE caller = %(caller)s AND namespace = %(namespace)s AND id = %(id)s
 """
 
+# The newest turns whose tokens (the estimate stored with each) add up to `within`, and the one
+# that crosses it; a turn beyond that could not be sent to the model anyway. `older` counts the
+# turns left unread.
 _TURNS = """
-SELECT id, role, content, citations, message_id, parts, metadata, token_count
-FROM conversation_turns
-WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(id)s AND id > %(after)s
+SELECT id, role, content, citations, message_id, parts, metadata, token_count, total - count(*) OVER () AS older
+FROM (
+    SELECT t.*, sum(token_count) OVER (ORDER BY id DESC) AS newer_tokens, count(*) OVER () AS total
+    FROM conversation_turns t
+    WHERE caller = %(caller)s AND namespace = %(namespace)s AND conversation_id = %(id)s AND id > %(after)s
+) recent
+WHERE %(within)s::bigint IS NULL OR newer_tokens - token_count < %(within)s::bigint
 ORDER BY id
 """
 
@@ -186,6 +193,7 @@ VALUES (%(caller)s, %(namespace)s, %(id)s, %(role)s, %(content)s, %(token_count)
 ON CONFLICT (caller, namespace, conversation_id, message_id) WHERE message_id IS NOT NULL
 DO UPDATE SET content = EXCLUDED.content, token_count = EXCLUDED.token_count, parts = EXCLUDED.parts,
               metadata = coalesce(EXCLUDED.metadata, conversation_turns.metadata)
+    WHERE conversation_turns.role = EXCLUDED.role
 RETURNING id
 """
 
@@ -250,12 +258,23 @@ async def find_conversation(conn: AsyncConnection, conversation_id: str, *, name
     return Conversation(*row) if row else None
 
 
+class Turns(list):
+    """Stored turns, oldest first, and how many older ones were left unread (`older`)."""
+
+    def __init__(self, turns: Sequence[StoredTurn] = (), older: int = 0) -> None:
+        super().__init__(turns)
+        self.older = older
+
+
 async def chat_turns(conn: AsyncConnection, conversation_id: str, *, namespace: str, caller: str,
-                     after: int | None = None) -> list[StoredTurn]:
-    """The turns, oldest first; with `after`, only the turns stored after that turn id."""
-    cur = await conn.execute(_TURNS, {**_scope(conversation_id, namespace, caller), "after": after or 0})
-    return [StoredTurn(row[0], row[1], row[2], row[3] or [], row[4], row[5], row[6], row[7])
-            for row in await cur.fetchall()]
+                     after: int | None = None, within_tokens: int | None = None) -> Turns:
+    """The turns, oldest first: with `after`, only those stored after that turn id; with
+    `within_tokens`, only the newest that fit in that many tokens (and the one that crosses it)."""
+    cur = await conn.execute(_TURNS, {**_scope(conversation_id, namespace, caller), "after": after or 0,
+                                      "within": within_tokens})
+    rows = await cur.fetchall()
+    return Turns([StoredTurn(row[0], row[1], row[2], row[3] or [], row[4], row[5], row[6], row[7]) for row in rows],
+                 older=int(rows[0][8]) if rows else 0)
 
 
 async def save_chat_turns(conn: AsyncConnection, conversation_id: str, *, namespace: str, caller: str,
@@ -280,7 +299,9 @@ async def save_chat_turns(conn: AsyncConnection, conversation_id: str, *, namesp
                 **scope, "role": turn.role, "content": turn.content, "token_count": turn.token_count,
                 "message_id": turn.message_id, "parts": Jsonb(turn.parts),
                 "metadata": Jsonb(turn.metadata) if turn.metadata else None})
-            ids.append((await cur.fetchone())[0])
+            row = await cur.fetchone()  # none: the id is a message of the other role, left as it is
+            if row is not None:
+                ids.append(row[0])
         await conn.execute(_TOUCH, {**scope, "title": title})
     return ids
 
