@@ -147,7 +147,9 @@ class ServerTools:
         top_k = arguments.get("top_k", 5)
         if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
             raise ToolFailed(f"`top_k` must be a whole number from 1 to {MAX_TOP_K}")
-        hits = await run_search(query[:2000], SearchOptions(namespace=self.namespace, top_k=top_k), self.settings)
+        # "auto", as /api/rag searches by default: hybrid, or keywords alone for a lexical embedding model
+        options = SearchOptions(namespace=self.namespace, top_k=top_k, mode="auto")
+        hits = await run_search(query[:2000], options, self.settings)
         passages = pack_context(hits, self.passage_tokens)
         for passage in passages:  # numbered on from the passages earlier searches showed
             passage.number += len(self.passages)
