@@ -9,7 +9,7 @@ fit, a bad tool name) happens in `prepare`, before a stream starts, so it is sti
 from __future__ import annotations
 
 from contextlib import aclosing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lib import errors
@@ -105,55 +105,29 @@ async def prepare(request: Request, body: AssistantRequest, call: ChatCall, ctx:
     from lib.assistant.tools import ServerTools
 
     settings = request.settings
-    chat_id = body.chat_id
-    if chat_id is not None or body.server_tools:
+    if body.chat_id is not None or body.server_tools:
         request.require_namespace(body.namespace)
-    tools = list(call.chat.tools)
-    server = None
+    tools, system, server = list(call.chat.tools), call.chat.system, None
     if body.server_tools:
         _check_server_tools(body, call)
         server = ServerTools(list(body.server_tools), body.namespace, settings, request.request_id)
         tools += server.definitions()
-    system = call.chat.system
-    if server is not None and server.instructions():
-        system = f"{system}\n\n{server.instructions()}" if system else server.instructions()
+        if server.instructions():
+            system = f"{system}\n\n{server.instructions()}" if system else server.instructions()
     window = window_for(call.models, body.max_tokens, settings)
-    strategy = body.context or settings.context_strategy
-    report = ContextReport(strategy, window.context_window, window.known)
-    chat: StoredChat | None = None
-    summary, covered = None, 0
-    if chat_id is not None:
-        from lib.retrieval.conversations import check_conversation_id, conversation_owner
-
-        try:
-            check_conversation_id(chat_id)
-        except errors.ApiError:  # useChat's `id`: name the field it came in
-            raise errors.field_error("conversation_id" if body.conversation_id else "id",
-                                     "use 1 to 128 letters, digits or - _ : .") from None
-        chat = StoredChat(chat_id, body.namespace, conversation_owner(request.caller, body.user))
-        # a drop reads no further back than twice the window: older turns could not be sent anyway
-        conversation, turns = await _bring_up_to_date(settings, chat, body, summarized=strategy == "summarize",
-                                                      within_tokens=2 * window.context_window)
-        taken = {ui_message_of(t).id for t in turns} | {m.id for m in body.messages or [] if m.id}
-        if strategy == "summarize" and conversation.summary:
-            summary, covered = conversation.summary, conversation.summary_turns
-        report.dropped_turns = turns.older
-        entries = [entry_of(ui_message_of(t), t.id) for t in turns]
-        continued = ui_message_of(turns[-1]) if turns and turns[-1].role == "assistant" else None
-        chat.continued_turn = turns[-1].id if continued is not None else None
+    report = ContextReport(body.context or settings.context_strategy, window.context_window, window.known)
+    if body.chat_id is not None:
+        sent = await _stored_conversation(request, body, window, report)
     else:
-        entries = [Entry([m]) for m in call.chat.messages]
-        last = (body.messages or [None])[-1]
-        continued = (UIMessage(last.id, "assistant", list(last.parts)) if last is not None and last.role == "assistant"
-                     and last.id and last.parts is not None else None)
-        taken = {m.id for m in body.messages or [] if m.id}
+        sent = _sent_conversation(body, call)
     room = window.input_room - system_tokens(system) - tools_tokens(tools)
-    kept, system, summarized = await _fit(entries, room, window, system, report, summary, covered, chat, call, ctx)
+    kept, system, summarized = await _fit(sent.entries, room, window, system, report, sent.summary, sent.covered,
+                                          sent.chat, call, ctx)
     if summarized:  # the summary's call counted the request against the rate limit
         ctx = replace(ctx, count_request=False)
-    if continued is not None:
-        message_id = continued.id or new_message_id()
-    elif body.messageId and body.messageId not in taken:
+    if sent.continued is not None:
+        message_id = sent.continued.id or new_message_id()
+    elif body.messageId and body.messageId not in sent.taken:
         message_id = body.messageId  # useChat regenerating the message it names
     else:
         message_id = new_message_id()
@@ -161,7 +135,57 @@ async def prepare(request: Request, body: AssistantRequest, call: ChatCall, ctx:
         server.passage_tokens = max(200, min(settings.context_tokens, room // 3))
         server.fetch_tokens = max(200, min(4000, room // 4))
     return Prepared(call, ctx, kept, system, tools, window, report, message_id, server, body.max_steps,
-                    continued, chat)
+                    sent.continued, sent.chat)
+
+
+@dataclass
+class _Conversation:
+    """The conversation before this answer: its turns, the assistant message the answer goes on
+    with (if any), the message ids it holds, and the stored chat's summary."""
+
+    entries: list[Entry]
+    continued: UIMessage | None
+    taken: set[str | None]
+    chat: StoredChat | None = None
+    summary: str | None = None
+    covered: int = 0
+
+
+def _sent_conversation(body: AssistantRequest, call: ChatCall) -> _Conversation:
+    """No stored chat: the messages the request sent, one turn each."""
+    last = (body.messages or [None])[-1]
+    goes_on = last is not None and last.role == "assistant" and last.id and last.parts is not None
+    return _Conversation([Entry([m]) for m in call.chat.messages],
+                         UIMessage(last.id, "assistant", list(last.parts)) if goes_on else None,
+                         {m.id for m in body.messages or [] if m.id})
+
+
+async def _stored_conversation(request: Request, body: AssistantRequest, window: Window,
+                               report: ContextReport) -> _Conversation:
+    """A stored chat, brought up to date with what the request sent."""
+    from lib.retrieval.conversations import check_conversation_id, conversation_owner
+
+    chat_id = body.chat_id
+    assert chat_id is not None
+    try:
+        check_conversation_id(chat_id)
+    except errors.ApiError:  # useChat's `id`: name the field it came in
+        raise errors.field_error("conversation_id" if body.conversation_id else "id",
+                                 "use 1 to 128 letters, digits or - _ : .") from None
+    chat = StoredChat(chat_id, body.namespace, conversation_owner(request.caller, body.user))
+    summarized = report.strategy == "summarize"
+    # a drop reads no further back than twice the window: older turns could not be sent anyway
+    conversation, turns = await _bring_up_to_date(request.settings, chat, body, summarized=summarized,
+                                                  within_tokens=2 * window.context_window)
+    report.dropped_turns = turns.older
+    messages = [ui_message_of(t) for t in turns]
+    continued = messages[-1] if messages[-1].role == "assistant" else None
+    chat.continued_turn = turns[-1].id if continued is not None else None
+    sent = _Conversation([entry_of(m, t.id) for m, t in zip(messages, turns, strict=True)], continued,
+                         {m.id for m in messages} | {m.id for m in body.messages or [] if m.id}, chat)
+    if summarized and conversation.summary:
+        sent.summary, sent.covered = conversation.summary, conversation.summary_turns
+    return sent
 
 
 def _check_server_tools(body: AssistantRequest, call: ChatCall) -> None:
