@@ -38,6 +38,8 @@ RUNS = [
     ("hybrid, weighted sum 0.5/0.5 (default)", "hybrid", "weighted", 0.5, 0.5, None, None),
     ("hybrid, weighted sum 0.6/0.4", "hybrid", "weighted", 0.6, 0.4, None, None),
     ("hybrid, weighted sum 0.4/0.6", "hybrid", "weighted", 0.4, 0.6, None, None),
+    ("hybrid, weighted sum 0.7/0.3", "hybrid", "weighted", 0.7, 0.3, None, None),
+    ("hybrid, weighted sum 0.8/0.2", "hybrid", "weighted", 0.8, 0.2, None, None),
 ]
 
 
