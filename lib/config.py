@@ -218,6 +218,10 @@ class Settings:
     reindex_batch: int = setting("REINDEX_BATCH", 20, whole(at_least=1))
     reindex_time_budget_s: float = setting("REINDEX_TIME_BUDGET_S", 240.0, number(above=True))
 
+    # --- prompts and experiments ------------------------------------------------------------
+    # how stale a resolved prompt label or experiment may be on one instance; 0: read every time
+    prompt_cache_ttl_s: float = setting("PROMPT_CACHE_TTL_S", 5.0, number())
+
     @property
     def is_production(self) -> bool:
         return self.vercel_env == "production"

@@ -15,8 +15,9 @@ RANK = {
     "providers": 2,
     "gateway": 3, "ingest": 3,
     "retrieval": 4,
-    "reindex": 5, "assistant": 5,
-    "cli": 6,
+    "reindex": 5, "assistant": 5, "prompts": 5,
+    "experiments": 6,
+    "cli": 7,
 }
 
 

@@ -52,6 +52,8 @@ class CallContext:
     # False for the later model calls of one request (tool steps, a summary): the request was
     # counted against the rate limit once; budgets are still checked before every call
     count_request: bool = True
+    prompt_name: str | None = None  # the stored prompt (lib/prompts) being run, for the ledger
+    prompt_version: int | None = None
 
 
 @dataclass
@@ -199,7 +201,8 @@ async def _remember(key: str | None, result: ChatResult, settings: Settings) -> 
 
 
 def _who(ctx: CallContext) -> dict[str, Any]:
-    return {"request_id": ctx.request_id, "user_id": ctx.user_id, "caller": ctx.caller}
+    return {"request_id": ctx.request_id, "user_id": ctx.user_id, "caller": ctx.caller,
+            "prompt_name": ctx.prompt_name, "prompt_version": ctx.prompt_version}
 
 
 def _plan(call: ChatCall) -> list[tuple[str, ProviderSpec, str]]:

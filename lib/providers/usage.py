@@ -39,6 +39,8 @@ class UsageRecord:
     latency_ms: float | None = None
     cache_hit: bool = False
     streamed: bool = False
+    prompt_name: str | None = None  # the stored prompt the call ran (lib/prompts), if any
+    prompt_version: int | None = None
 
 
 LEDGER_WAIT_S = 30.0  # for a pooled connection, however little time the request has left
@@ -47,10 +49,11 @@ LEDGER_ATTEMPTS = 3
 _INSERT = """
 INSERT INTO usage_ledger (request_id, user_id, caller, provider, model, kind, attempt, status,
                           error_code, http_status, input_tokens, output_tokens, cached_tokens,
-                          cost_usd, latency_ms, cache_hit, streamed)
+                          cost_usd, latency_ms, cache_hit, streamed, prompt_name, prompt_version)
 VALUES (%(request_id)s, %(user_id)s, %(caller)s, %(provider)s, %(model)s, %(kind)s, %(attempt)s,
         %(status)s, %(error_code)s, %(http_status)s, %(input_tokens)s, %(output_tokens)s,
-        %(cached_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(streamed)s)
+        %(cached_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(streamed)s,
+        %(prompt_name)s, %(prompt_version)s)
 """
 
 _ADD_SPEND = """
