@@ -2,6 +2,7 @@
 GET and DELETE: the caller's stored chats."""
 
 from lib.assistant.request import AssistantRequest, ChatRef, ChatsQuery
+from lib.experiments.serving import serve_execute
 from lib.gateway.request import call_context, to_call
 from lib.web import Endpoint, Request
 
@@ -10,11 +11,12 @@ app = Endpoint("ai_execute")
 
 @app.post(AssistantRequest)
 async def ai_execute(request: Request, body: AssistantRequest) -> object:
-    call, ctx = to_call(body, request.settings), call_context(request, body)
+    body, served = await serve_execute(request, body)  # a stored `template` and `experiment` variant, if named
+    call, ctx = to_call(body, request.settings), served.tag(call_context(request, body))
     from lib.assistant.http import execute  # stored chats, context fitting, server tools (lib/assistant/)
 
     # refusals and failures before the first token are still JSON errors (see stream_response)
-    return await execute(request, body, call, ctx)
+    return await execute(request, body, call, ctx, served=served.fields)
 
 
 @app.get(ChatsQuery)

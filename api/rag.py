@@ -17,10 +17,12 @@ app = Endpoint("rag")
 
 @app.post(RagRequest)
 async def rag(request: Request, body: RagRequest) -> Any:
+    from lib.experiments.serving import serve_rag
     from lib.retrieval.http import answer_request
 
     request.require_namespace(body.namespace)
-    return await answer_request(request, body)
+    body, served, prompt = await serve_rag(request, body)  # a stored `template` and `experiment` variant, if named
+    return await answer_request(request, body, prompt=prompt, metadata=served.fields)
 
 
 if __name__ == "__main__":

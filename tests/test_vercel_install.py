@@ -54,6 +54,7 @@ LOCAL_ONLY = {
     "pgserver": "the embedded Postgres of local development (requirements-dev.txt)",
     "uvicorn": "the local server (requirements-dev.txt)",
     "sentence_transformers": "the optional offline embedder (requirements-local-model.txt)",
+    "yaml": "YAML prompt files for `python -m lib.cli prompts push` (requirements-dev.txt; JSON needs nothing)",
 }
 # Imported directly, installed by the listed package that pins it.
 INSTALLED_WITH = {"botocore": "boto3", "httpx": "groq", "httpx2": "anthropic"}

@@ -47,10 +47,13 @@ if TYPE_CHECKING:
     from lib.web import Request, StreamingResponse
 
 
-async def execute(request: Request, body: AssistantRequest, call: ChatCall,
-                  ctx: CallContext) -> dict[str, Any] | StreamingResponse:
-    """Answer `body` (the model call `call` worked out from it): JSON, or a stream once it starts."""
+async def execute(request: Request, body: AssistantRequest, call: ChatCall, ctx: CallContext, *,
+                  served: dict[str, Any] | None = None) -> dict[str, Any] | StreamingResponse:
+    """Answer `body` (the model call `call` worked out from it): JSON, or a stream once it starts.
+    `served` (which stored prompt and experiment variant ran, lib/experiments) joins the answer's
+    metadata: the JSON, the stream's finish and the stored turn."""
     prepared = await prepare(request, body, call, ctx)
+    prepared.served = served or {}
     answer = Answer(prepared.message_id)
     if not body.streams:
         async with aclosing(answer_events(prepared, answer, streamed=False)) as events:
@@ -80,7 +83,7 @@ def answer_json(request: Request, body: AssistantRequest, prepared: Prepared, an
         ui_message=answer.ui_message(prepared.continued, _turn_metadata(answer, prepared)).as_json())
     if answer.citations:
         data["citations"] = answer.citations
-    return {**data, **json_output(body, answer.text), "metadata": body.metadata}
+    return {**data, **json_output(body, answer.text), "metadata": body.metadata, **prepared.served}
 
 
 def _turn_metadata(answer: Answer, prepared: Prepared) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class Prepared:
     max_steps: int = 1
     continued: UIMessage | None = None  # the assistant message this answer goes on with
     chat: StoredChat | None = None
+    served: dict[str, Any] = field(default_factory=dict)  # the stored prompt and experiment variant
 
     @property
     def room(self) -> int:
@@ -161,7 +162,7 @@ class Answer:
             data["conversationId"] = prepared.chat.id
         if self.citations:
             data["citations"] = self.citations
-        return data
+        return {**data, **prepared.served}
 
 
 def _step_call(prepared: Prepared, answer: Answer, step: int) -> ChatCall:

@@ -212,7 +212,7 @@ def _load_plugins() -> None:
     """Modules that add subcommands (ingestion, retrieval) register them on import."""
     import importlib
 
-    for name in ("lib.cli.ingest", "lib.cli.search"):
+    for name in ("lib.cli.ingest", "lib.cli.search", "lib.cli.prompts"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

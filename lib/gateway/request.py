@@ -19,6 +19,7 @@ from lib.gateway.chain import CallContext, ChatCall
 from lib.logs import redact_for_this_request
 from lib.providers import PROVIDERS, resolve_model
 from lib.providers.types import ChatRequest, Message, Tool, ToolCall
+from lib.web.fields import ResourceName, TemplateRef
 
 if TYPE_CHECKING:
     from lib.web import Request
@@ -130,6 +131,9 @@ class ExecuteRequest(Strict):
     stream: bool | None = None  # None: stream when useChat sent it (it sends `trigger`), else JSON
     protocol: Literal["ui", "text"] = "ui"
     cache: bool | None = None
+    # a stored prompt, and an experiment that picks the prompt version or model (lib/experiments)
+    template: TemplateRef | None = None
+    experiment: ResourceName | None = None
     # sent by the AI SDK's useChat alongside `messages`
     id: str | None = None
     trigger: Literal["submit-message", "regenerate-message"] | None = None
@@ -148,15 +152,15 @@ class ExecuteRequest(Strict):
 
     @model_validator(mode="after")
     def prompt_or_messages(self) -> ExecuteRequest:
-        if self.prompt is None and self.messages is None:
-            raise ValueError("send `prompt` (a string) or `messages` (a list)")
+        if self.prompt is None and self.messages is None and self.template is None and self.experiment is None:
+            raise ValueError("send `prompt` (a string), `messages` (a list) or `template`")
         if self.prompt is not None and self.messages is not None:
             raise ValueError("send `prompt` or `messages`, not both")
         if self.prompt is not None and not self.prompt.strip():
             raise ValueError("`prompt` is empty")
         if self.messages is not None and not self.messages:
             raise ValueError("`messages` is empty")
-        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools:
+        if self.tool_choice is not None and self.tool_choice != "none" and not self.tools and not self.template:
             raise ValueError("`tool_choice` needs `tools`")
         return self
 

@@ -1,9 +1,11 @@
 """A stored prompt put to work: merged into an ai_execute request, or writing a rag answer's messages.
 
 ai_execute: a text prompt is the whole user prompt (the request then sends no `prompt` or
-`messages`); a chat prompt's messages come first and the request's conversation (`messages`, or
-`prompt` as one user message) follows, as useChat sends it. The version's model and parameters
-apply where the request leaves them unset.
+`messages`). A chat prompt's system messages open the system prompt (the request's `system`
+follows); its other messages come first and the request's conversation (`messages`, or `prompt` as
+one user message) follows, as useChat sends it. A stored chat keeps its own turns, so with one only
+a prompt of system messages applies. The version's model and parameters apply where the request
+leaves them unset.
 
 rag: the prompt replaces the built-in answer prompt. It must place the passages with `{{context}}`
 and the question with `{{query}}` (both filled in by rag), and have a user message; its system
@@ -50,9 +52,10 @@ def settings_update(body: Any, model: str | None, params: Mapping[str, Any], *, 
     return update
 
 
-def apply_to_execute(body: ExecuteRequest, version: PromptVersion, variables: Mapping[str, Any]) -> ExecuteRequest:
-    """`body` with the version rendered into its prompt or messages and its model and parameters as
-    defaults. A missing or unknown variable is a 422 naming it."""
+def apply_to_execute(body: ExecuteRequest, version: PromptVersion, variables: Mapping[str, Any], *,
+                     stored_chat: bool = False) -> ExecuteRequest:
+    """`body` with the version rendered into its system prompt, prompt or messages, and its model and
+    parameters as defaults. A missing or unknown variable is a 422 naming it."""
     check_variables(version, variables)
     rendered = render(version, variables)
     update: dict[str, Any] = {"template": None}
@@ -65,11 +68,18 @@ def apply_to_execute(body: ExecuteRequest, version: PromptVersion, variables: Ma
             raise errors.field_error("template.variables", f"{_described(version)} renders to empty text")
         update["prompt"] = text
     else:
-        asked = list(body.messages or [])
-        if body.prompt is not None:
-            asked.append(MessageIn(role="user", content=body.prompt))
-        update["prompt"] = None
-        update["messages"] = [MessageIn(role=role, content=content) for role, content in rendered] + asked
+        system = [content for role, content in rendered if role == "system"]
+        opening = [MessageIn(role=role, content=content) for role, content in rendered if role != "system"]
+        if opening and stored_chat:
+            raise errors.field_error("template", f"{_described(version)} has user or assistant messages, but a "
+                                     "stored chat keeps its own turns: use a prompt of system messages, or "
+                                     "`store: false`")
+        update["system"] = "\n\n".join([*system, *([body.system] if body.system else [])]) or None
+        if opening:
+            asked = list(body.messages or [])
+            if body.prompt is not None:
+                asked.append(MessageIn(role="user", content=body.prompt))
+            update.update(prompt=None, messages=opening + asked)
     update.update(settings_update(body, version.model, version.params, override=False))
     return body.model_copy(update=update)
 

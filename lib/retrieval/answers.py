@@ -14,7 +14,7 @@ without any provider: the best sentences of the passages, labelled as such.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ from lib.retrieval.context import (
     build_prompt,
     cite,
     extractive_answer,
+    numbered_passages,
     pack_context,
 )
 from lib.retrieval.conversations import Turn, append_turns, load_history, open_conversation, trim_history
@@ -42,6 +43,17 @@ REWRITE_PROMPT = (
     "Rewrite the user's last question as one standalone search query, resolving pronouns and "
     "references from the conversation. Reply with the query only."
 )
+
+
+@dataclass
+class AnswerPrompt:
+    """A stored prompt that writes the answer's messages instead of the built-in one (chosen by
+    lib/prompts or an experiment): `write(question, numbered passages)` gives the system prompt and
+    the messages that follow the conversation history. Its name and version go to the ledger."""
+
+    write: Callable[[str, str], tuple[str | None, list[Message]]]
+    name: str
+    version: int
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Question:
     request_id: str = ""
     max_tokens: int | None = None
     temperature: float | None = None
+    prompt: AnswerPrompt | None = None
 
 
 @dataclass
@@ -148,7 +161,9 @@ def _chat_call(model: str, system: str, messages: list[Message], question: Quest
 def _call_context(question: Question, settings: Settings) -> CallContext:
     from lib.gateway.chain import CallContext
 
-    return CallContext(settings, question.request_id, question.user_id, question.caller)
+    prompt = question.prompt
+    return CallContext(settings, question.request_id, question.user_id, question.caller,
+                       prompt_name=prompt.name if prompt else None, prompt_version=prompt.version if prompt else None)
 
 
 def _usage(result: ChatResult) -> dict[str, int]:
@@ -214,8 +229,12 @@ async def stream_answer(prepared: Prepared,
     else:
         from lib.gateway.chain import ChatCompleted, StreamFailed, stream_chat
 
-        system, user_message = build_prompt(question.query, prepared.passages)
-        messages = [Message(t.role, t.content) for t in prepared.history] + [Message("user", user_message)]
+        if question.prompt is not None:
+            system, asked = question.prompt.write(question.query, numbered_passages(prepared.passages))
+        else:
+            system, user_message = build_prompt(question.query, prepared.passages)
+            asked = [Message("user", user_message)]
+        messages = [Message(t.role, t.content) for t in prepared.history] + asked
         call = _chat_call(prepared.model, system, messages, question, max_tokens=question.max_tokens,
                           temperature=question.temperature)
         pieces: list[str] = []

@@ -125,10 +125,14 @@ def pack_context(hits: list[SearchHit], budget_tokens: int) -> list[Passage]:
     return passages
 
 
+def numbered_passages(passages: list[Passage]) -> str:
+    """The passages as the model reads them: `[n] (where it comes from)` then the text."""
+    return "\n\n".join(f"[{p.number}] ({p.describe()})\n{p.text}" for p in passages)
+
+
 def build_prompt(question: str, passages: list[Passage]) -> tuple[str, str]:
     """(system, user message) for an answer grounded in `passages`."""
-    blocks = [f"[{p.number}] ({p.describe()})\n{p.text}" for p in passages]
-    user = "Context passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    user = "Context passages:\n\n" + numbered_passages(passages) + f"\n\nQuestion: {question}"
     return SYSTEM_PROMPT.format(no_answer=NO_ANSWER), user
 
 

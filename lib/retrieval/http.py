@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.retrieval.answers import (
+    AnswerPrompt,
     Finished,
     Prepared,
     Question,
@@ -68,7 +69,11 @@ def search_options(body: RagRequest) -> SearchOptions:
     )
 
 
-async def answer_request(request: Request, body: RagRequest) -> dict[str, Any] | StreamingResponse:
+async def answer_request(request: Request, body: RagRequest, *, prompt: AnswerPrompt | None = None,
+                         metadata: dict[str, Any] | None = None) -> dict[str, Any] | StreamingResponse:
+    """The search results, or the answer as JSON or a stream. `prompt` replaces the built-in answer
+    prompt; `metadata` (which stored prompt and experiment variant served) joins the JSON response
+    and the stream's finish metadata."""
     settings = request.settings
     query, history = question_and_history(body)
     options = search_options(body)
@@ -80,14 +85,15 @@ async def answer_request(request: Request, body: RagRequest) -> dict[str, Any] |
         query=query, options=options, model=body.model, history=history,
         conversation_id=body.conversation_id or body.id, caller=request.caller, user_id=body.user,
         request_id=request.request_id, max_tokens=body.max_tokens, temperature=body.temperature,
+        prompt=prompt,
     )
     prepared = await prepare(question, settings)
     streaming = body.stream if body.stream is not None else body.messages is not None
     if not streaming:
-        return answer_json(prepared, await answer(prepared, settings))
+        return {**answer_json(prepared, await answer(prepared, settings)), **(metadata or {})}
     from lib.gateway.ui_stream import stream_response  # it brings the model chain, which a search never needs
 
-    events = ui_events(stream_answer(prepared, settings), prepared.hits.report())
+    events = ui_events(stream_answer(prepared, settings), prepared.hits.report(), metadata)
     return await stream_response(events, protocol=body.protocol,
                                  message_id=body.messageId,
                                  headers={"x-conversation-id": prepared.conversation_id or ""})
@@ -107,21 +113,23 @@ def answer_json(prepared: Prepared, finished: Finished) -> dict[str, Any]:
     }
 
 
-async def ui_events(events: AsyncIterator[Any], search: dict[str, Any]) -> AsyncIterator[Any]:
+async def ui_events(events: AsyncIterator[Any], search: dict[str, Any],
+                    metadata: dict[str, Any] | None = None) -> AsyncIterator[Any]:
     """The answer's events as the encoder reads them: its `Finished` becomes a `MessageFinished`."""
     async with aclosing(events):
         async for event in events:
-            yield message_finished(event, search) if isinstance(event, Finished) else event
+            yield message_finished(event, search, metadata) if isinstance(event, Finished) else event
 
 
-def message_finished(finished: Finished, search: dict[str, Any]) -> MessageFinished:
+def message_finished(finished: Finished, search: dict[str, Any],
+                     metadata: dict[str, Any] | None = None) -> MessageFinished:
     """A source part per citation before `finish`, and what `finish.messageMetadata` carries."""
     from lib.gateway.ui_stream import MessageFinished
 
     return MessageFinished(finished.finish_reason, {
         "model": finished.model, "usage": finished.usage, "costUsd": finished.cost_usd,
         "citations": finished.citations, "conversationId": finished.conversation_id,
-        "extractive": finished.extractive, "search": search,
+        "extractive": finished.extractive, "search": search, **(metadata or {}),
     }, [source_part(citation) for citation in finished.citations])
 
 

@@ -2,7 +2,7 @@
 
 `useChat` posts `{id, messages, trigger, messageId, ...body}`: its UIMessages are read for their
 text parts, and the top-level `id`, `trigger` and `messageId` are accepted by name (every other
-unknown field is refused). Only pydantic (and the shared Namespace type) is imported here, so the function's cold start stays small.
+unknown field is refused). Only pydantic (and the shared field types) is imported here, so the function's cold start stays small.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lib.web.fields import Namespace
+from lib.web.fields import Namespace, ResourceName, TemplateRef
 
 
 class Weights(BaseModel):
@@ -52,6 +52,9 @@ class RagRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=32000)
     temperature: float | None = Field(None, ge=0, le=2)
     user: str | None = Field(None, min_length=1, max_length=200)  # end user, for budgets and the ledger
+    # a stored prompt for the answer, and an experiment that picks its version or model (lib/experiments)
+    template: TemplateRef | None = None
+    experiment: ResourceName | None = None
     # sent by useChat alongside `messages`
     id: str | None = Field(None, max_length=128)
     trigger: str | None = None
