@@ -69,7 +69,8 @@ def test_mean_interval_matches_scipy() -> None:
     assert stats.mean_interval(s) == pytest.approx((low, high), rel=1e-10)
 
 
-@pytest.mark.parametrize(("x1", "n1", "x2", "n2"), [(48, 120, 66, 118), (3, 40, 9, 41), (510, 1000, 490, 1000)])
+@pytest.mark.parametrize(("x1", "n1", "x2", "n2"),
+                         [(48, 120, 66, 118), (3, 40, 9, 41), (510, 1000, 490, 1000), (80, 199, 161, 201)])
 def test_two_proportion_z_test(x1, n1, x2, n2) -> None:
     difference, ci, p = stats.two_proportions(x1, n1, x2, n2)
     p1, p2, pooled = x1 / n1, x2 / n2, (x1 + x2) / (n1 + n2)

@@ -13,9 +13,10 @@ small, and checked against scipy in the tests (tests/test_experiment_stats.py).
     msprt_p_value(...)      always-valid p-value of the mixture SPRT (normal mixture)
     srm_check(obs, weights) sample-ratio mismatch: chi-square goodness of fit
 
-Distributions: the normal from `statistics.NormalDist`; Student's t through the regularized
-incomplete beta function; chi-square through the regularized upper incomplete gamma function,
-both by their continued fractions (Numerical Recipes, 3rd ed., 6.2 and 6.4; Lentz's method).
+Distributions: the normal from `math.erfc` (tails) and `statistics.NormalDist` (quantiles);
+Student's t through the regularized incomplete beta function; chi-square through the regularized
+upper incomplete gamma function, both by their continued fractions (Numerical Recipes, 3rd ed.,
+6.2 and 6.4; Lentz's method).
 
 References: Welch (1947); Wilson (1927); the delta method for ratio metrics as in Deng, Knoblich
 and Lu, "Applying the Delta Method in Metric Analytics" (KDD 2018); the mixture SPRT of Johari,
@@ -160,7 +161,8 @@ def chi2_sf(x: float, df: float) -> float:
 
 
 def normal_two_sided_p(z: float) -> float:
-    return 2.0 * _NORMAL.cdf(-abs(z))
+    """P(|Z| >= |z|); erfc keeps its digits far in the tail, where 1 - erf(x) would round to 0."""
+    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
 # --- samples and comparisons ------------------------------------------------------------------
