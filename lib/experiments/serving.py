@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from lib import db, errors
+from lib import errors
 from lib.prompts.resolve import TtlCache, resolve_prompt
 from lib.prompts.templates import PRODUCTION, PromptVersion
 
@@ -67,6 +67,7 @@ def forget_experiments() -> None:
 
 
 async def cached_experiment(settings: Settings, name: str) -> Experiment | None:
+    from lib import db  # imported when a request names an experiment, not by every ai_execute cold start
     from lib.experiments.store import load_experiment
 
     async def load() -> Experiment | None:
@@ -102,6 +103,7 @@ async def _choose(request: Request, name: str, *, user: str | None, conversation
 
 
 async def _record(request: Request, choice: _Choice | None) -> None:
+    from lib import db
     from lib.experiments.store import record_assignment
 
     if choice is None or not choice.counts:

@@ -224,7 +224,9 @@ def welch(control: Summary, other: Summary) -> Comparison | None:
     if se2 <= 0.0:  # no spread at all: equal means are no difference; unequal ones cannot be tested
         p = 1.0 if difference == 0 else None
         return Comparison(difference, (difference, difference), p, p, "welch_t")
-    df = se2 * se2 / (va * va / (control.n - 1) + vb * vb / (other.n - 1))
+    spread = va * va / (control.n - 1) + vb * vb / (other.n - 1)
+    # Welch-Satterthwaite; capped where t and the normal agree to 1e-7 (and squares that underflow)
+    df = min(se2 * se2 / spread, 1e7) if spread > 0 else 1e7
     se = math.sqrt(se2)
     half = t_ppf(0.5 + CONFIDENCE / 2, df) * se
     return Comparison(difference, (difference - half, difference + half), t_two_sided_p(difference / se, df),

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from lib import db
 from lib.config import Settings
 from lib.prompts.templates import PromptVersion
 
@@ -60,6 +59,7 @@ async def resolve_prompt(settings: Settings, name: str, *, label: str | None = N
                          version: int | None = None) -> PromptVersion | None:
     """The version of `name` with that number, or that label (`latest`: the newest); None when
     there is no such prompt, version or label."""
+    from lib import db  # not at the top: ai_execute imports this module, and most requests need no prompt
     from lib.prompts.store import read_version
 
     async def load() -> PromptVersion | None:
