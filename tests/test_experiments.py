@@ -138,7 +138,7 @@ def test_the_variant_applies_its_model_and_params_over_the_request(client, fake_
         assert fake_provider.requests[-1].body["temperature"] == expected
 
 
-@pytest.mark.parametrize(("unit", "missing"), [("user", "user"), ("conversation", "id")])
+@pytest.mark.parametrize(("unit", "missing"), [("user", "user"), ("conversation", "conversation_id")])
 def test_the_unit_must_be_in_the_request(client, unit, missing) -> None:
     name = unique("unit")
     experiment(client, name, ECHO_VARIANTS, unit=unit, start=True)
@@ -176,6 +176,32 @@ def test_paused_serves_control_and_a_winner_serves_everyone_and_moves_the_label(
     moves = client.get("/api/prompts", params={"name": tone}).json()["label_moves"]
     assert (moves[0]["from_version"], moves[0]["to_version"]) == (1, 2)
     assert act(client, name, "winner", variant="nobody").status_code == 422
+
+
+def test_rag_takes_part_in_experiments_by_conversation(client, fake_provider, database) -> None:
+    from tests.test_rag import WARRANTY, ingest
+
+    ingest("experimental", "kettle.md", WARRANTY)
+    name = "rag-by-conversation"  # fixed: these six conversations reach both variants on every run
+    experiment(client, name, [{"name": "mini", "model": "openai/gpt-4o-mini", "params": {"max_tokens": 50}},
+                              {"name": "haiku", "model": "anthropic/claude-haiku-4-5"}], unit="conversation",
+               start=True)
+    body = {"query": "How long is the warranty?", "namespace": "experimental", "experiment": name}
+    missing = client.post("/api/rag", json=body)
+    assert missing.status_code == 422 and missing.json()["error"]["details"][0]["field"] == "conversation_id"
+    search_only = client.post("/api/rag", json={**body, "answer": False, "conversation_id": "c1"})
+    assert search_only.status_code == 422
+    served = set()
+    for chat in ("c1", "c2", "c3", "c4", "c5", "c6"):
+        response = client.post("/api/rag", json={**body, "conversation_id": chat})
+        assert response.status_code == 200, response.text
+        data = response.json()
+        variant = data["experiment"]["variant"]
+        served.add(variant)
+        assert data["model"] == {"mini": "openai/gpt-4o-mini", "haiku": "anthropic/claude-haiku-4-5"}[variant]
+        assert "prompt" not in data  # the variants change the model, not the prompt
+    assert served == {"mini", "haiku"}
+    assert rows(database, "SELECT count(*) FROM experiment_exposures WHERE experiment = %s", (name,)) == [(6,)]
 
 
 # --- feedback -----------------------------------------------------------------------------------

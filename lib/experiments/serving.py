@@ -150,8 +150,6 @@ async def serve_execute(request: Request, body: AssistantRequest) -> tuple[Assis
     if version is not None:
         body = apply_to_execute(body, version, body.template.variables if body.template else {},
                                 stored_chat=body.chat_id is not None)
-    else:
-        body = body.model_copy(update={"template": None})
     if choice is not None:
         update = settings_update(body, choice.variant.model, choice.variant.params, override=True)
         body = body.model_copy(update={**update, "experiment": None})

@@ -10,6 +10,7 @@ every move is recorded; `latest` always means the newest version.
     resolve.py     name + label|version -> PromptVersion, cached per process for PROMPT_CACHE_TTL_S
     apply.py       a rendered version merged into an ai_execute request, or written into a rag answer
     request.py     the bodies and query of /api/prompts
+    http.py        the function's work: create, label, render, read
     access.py      who may write (require_admin)
 
 Experiments (lib/experiments) build on this package; nothing here imports them.
