@@ -7,8 +7,8 @@ order; the unit gets the variant whose range holds its bucket. No state and no r
 process (Python's own `hash` is salted per process, sha256 is not). An experiment's variants and
 weights are fixed once it starts, so a unit's range never moves.
 
-The unit is the caller's end user (`user`), the conversation (`conversation`: useChat's chat id,
-or rag's conversation id) or the request itself (`request`). User and conversation ids are the
+The unit is the caller's end user (`user`), the conversation (`conversation`: `conversation_id`, else
+useChat's chat id) or the request itself (`request`). User and conversation ids are the
 tenant's own names, so they are keyed by the caller too: user "42" of two API keys is two units.
 """
 
