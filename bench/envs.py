@@ -69,6 +69,20 @@ def ensure_env(name: str, *, quiet: bool = True) -> Path:
         return env_python(name)
 
 
+def ensure_bench_requirements(*, quiet: bool = True) -> None:
+    """Install `bench/requirements.txt` (what the slow benchmarks import, such as numpy) into the
+    environment running this script, the project's `.venv`, once per version of that file."""
+    requirements = BENCH_DIR / "requirements.txt"
+    stamp = Path(sys.prefix) / ".bench-requirements-sha256"
+    digest = requirements_digest(requirements)
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return
+    print(f"bench: installing {requirements.relative_to(PROJECT_ROOT)} into {sys.prefix}", file=sys.stderr)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", *(["--quiet"] if quiet else [])]
+    subprocess.run([*pip, "install", "-r", str(requirements)], check=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+    stamp.write_text(digest + "\n")
+
+
 def _build(name: str, requirements: Path, *, quiet: bool) -> None:
     """A fresh venv with exactly the pinned set: leftovers of an older pin set would skew sizes."""
     target = env_dir(name)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from envs import BENCH_DIR, DATA_DIR, PROJECT_ROOT  # noqa: E402
+from envs import BENCH_DIR, DATA_DIR, PROJECT_ROOT, ensure_bench_requirements  # noqa: E402
 from measure import machine  # noqa: E402
 
 FAST = ["cold_start", "bundle_size", "gateway", "chunking"]
@@ -146,6 +146,8 @@ def main() -> None:
     unknown = [n for n in wanted if n not in present]
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)}; have: {', '.join(present)}")
+    if any(name in SLOW for name in wanted):
+        ensure_bench_requirements()
     results = {name: run_benchmark(name, args.quick) for name in wanted}
     RESULTS.write_text(render(results, previous_sections(), present, args.full, args.quick))
     failed = [name for name, payload in results.items() if payload.get("failed")]

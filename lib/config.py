@@ -214,6 +214,7 @@ class Settings:
     history_tokens: int = setting("HISTORY_TOKENS", 2000, whole())
     bm25_k1: float = setting("BM25_K1", 1.2, number())
     bm25_b: float = setting("BM25_B", 0.75, number(at_most=1.0))
+    hnsw_ef_search: int = setting("HNSW_EF_SEARCH", 200, whole(at_least=1))
     cron_secret: str = setting("CRON_SECRET", "")
     reindex_batch: int = setting("REINDEX_BATCH", 20, whole(at_least=1))
     reindex_time_budget_s: float = setting("REINDEX_TIME_BUDGET_S", 240.0, number(above=True))

@@ -127,11 +127,49 @@ def test_a_bad_filter_is_a_422_naming_the_operator(client, manuals, bad_filter, 
     ({"query": "x", "conversation_id": "bad id!"}, "conversation_id"),
     ({"query": "x", "model": "nonsense"}, "model"),
     ({"query": "x", "weights": {"keyword": 1, "semantic": 1}}, "semantic"),
+    ({"query": "x", "ef_search": 5000}, "ef_search"),
 ])
 def test_bad_requests_name_the_field(client, manuals, body: dict, field: str) -> None:
     response = client.post("/api/rag", json=body)
     assert response.status_code == 422, response.text
     assert field in response.text
+
+
+def test_hnsw_ef_search_is_the_setting_unless_the_request_sets_its_own(manuals) -> None:
+    """HNSW_EF_SEARCH reaches Postgres as `hnsw.ef_search` (never below the ranking's limit), and
+    a search's own `ef_search` wins."""
+    from dataclasses import replace
+
+    from lib.retrieval.search import SearchOptions, rank
+
+    class Recorder:
+        """Passes a connection through, keeping the values of `hnsw.ef_search` it was asked to set."""
+
+        def __init__(self, conn) -> None:
+            self.conn, self.ef_search = conn, []
+
+        def transaction(self):
+            return self.conn.transaction()
+
+        async def execute(self, query, params=None):
+            if "hnsw.ef_search" in str(query):
+                self.ef_search.append(int(params[0]))
+            return await self.conn.execute(query, params)
+
+    async def ef_search_of(settings, **options) -> list[int]:
+        try:
+            async with db.connect() as conn:
+                recorder = Recorder(conn)
+                await rank(recorder, "warranty", SearchOptions(namespace="manuals", mode="vector", **options),
+                           settings)
+                return recorder.ef_search
+        finally:
+            await db.close_pools()
+
+    settings = replace(get_settings(), hnsw_ef_search=321)
+    assert asyncio.run(ef_search_of(settings, top_k=5)) == [321]
+    assert asyncio.run(ef_search_of(settings, top_k=5, ef_search=77)) == [77]
+    assert asyncio.run(ef_search_of(replace(settings, hnsw_ef_search=3), top_k=8)) == [8]
 
 
 def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:

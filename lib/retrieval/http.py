@@ -63,7 +63,7 @@ def search_options(body: RagRequest) -> SearchOptions:
         # fusion weights or a fusion method ask for fusion, whatever the namespace's embedder
         mode="hybrid" if body.mode == "auto" and {"weights", "fusion"} & body.model_fields_set else body.mode,
         document_ids=[str(d) for d in body.document_ids or []], sources=list(body.sources or []),
-        min_score=body.min_score, fusion=body.fusion,
+        min_score=body.min_score, fusion=body.fusion, ef_search=body.ef_search,
         keyword_weight=weights.keyword if weights else 1.0,
         vector_weight=weights.vector if weights else 1.0,
     )

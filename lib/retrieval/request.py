@@ -44,6 +44,7 @@ class RagRequest(BaseModel):
     document_ids: list[UUID] | None = Field(None, max_length=1000)
     sources: list[str] | None = Field(None, max_length=1000)
     min_score: float | None = None
+    ef_search: int | None = Field(None, ge=10, le=1000)  # HNSW candidate list (lib.retrieval.search)
     answer: bool = True
     model: str | None = Field(None, min_length=1, max_length=200)
     stream: bool | None = None

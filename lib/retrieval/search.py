@@ -36,10 +36,9 @@ LEXICAL_EMBEDDERS = ("local/hash-",)
 FUSIONS = ("rrf", "weighted")
 RRF_K = 60
 MIN_CANDIDATES = 50
-MAX_EF_SEARCH = 1000
-# pgvector's default of 40 found 76% of the exact top 10 on the 100k latency benchmark; 100 finds
-# 93% for about a millisecond more (bench/retrieval_latency.py).
-DEFAULT_EF_SEARCH = 100
+# hnsw.ef_search, the HNSW candidate list, is the HNSW_EF_SEARCH setting unless a request sets
+# its own within these bounds (pgvector's own limit is 1000); it is never below the ranking's limit.
+MIN_EF_SEARCH, MAX_EF_SEARCH = 10, 1000
 
 
 @dataclass
@@ -59,7 +58,7 @@ class SearchOptions:
     k1: float | None = None
     b: float | None = None
     candidates: int | None = None  # per side before fusion; default max(4 * top_k, 50)
-    ef_search: int | None = None
+    ef_search: int | None = None  # None: the HNSW_EF_SEARCH setting
     exact: bool = False  # vector side without the index (benchmarks: recall of the index)
 
 
@@ -223,7 +222,7 @@ async def vector_ranking_for_model(
         " SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
     ).format(dims=pgsql.Literal(dims), kind=pgsql.SQL(indexed_vector_type(dims)),
              model=pgsql.Literal(model), where=pgsql.SQL(where))
-    ef_search = min(MAX_EF_SEARCH, max(options.ef_search or DEFAULT_EF_SEARCH, limit))
+    ef_search = min(MAX_EF_SEARCH, max(options.ef_search or limit, limit))
     async with conn.transaction():
         if options.exact:
             await conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
@@ -327,6 +326,8 @@ def validate_options(options: SearchOptions) -> None:
         raise errors.field_error("top_k", "must be between 1 and 200")
     if options.keyword_weight < 0 or options.vector_weight < 0:
         raise errors.field_error("weights", "weights must not be negative")
+    if options.ef_search is not None and not MIN_EF_SEARCH <= options.ef_search <= MAX_EF_SEARCH:
+        raise errors.field_error("ef_search", f"must be between {MIN_EF_SEARCH} and {MAX_EF_SEARCH}")
     compile_filter(options.filter)  # a bad filter is a 422 before any work
 
 
@@ -336,6 +337,8 @@ async def rank(conn: AsyncConnection, query: str, options: SearchOptions, settin
     """The fused ranking (not cut to top_k), each side's scores by chunk id, and a notice when
     hybrid search had to answer from keywords alone."""
     validate_options(options)
+    if options.ef_search is None:
+        options = replace(options, ef_search=settings.hnsw_ef_search)
     limit = options.top_k if options.mode != "hybrid" else max(options.candidates or 0,
                                                                 4 * options.top_k, MIN_CANDIDATES)
     keyword: Ranking = []
