@@ -169,21 +169,3 @@ def test_local_minilm_model_embeds_offline_with_meaning(database) -> None:
     assert result.dimensions == 384
     assert cosine(result.vectors[0], result.vectors[1]) > cosine(result.vectors[0], result.vectors[2])
 
-
-def test_the_static_model_embeds_by_meaning_offline(client) -> None:
-    # local/static-minilm: a table distilled from all-MiniLM-L6-v2, no torch, no key, no network
-    texts = ["The cat sat on the mat.", "A kitten is resting on a rug.", "Quarterly revenue grew ten percent."]
-    r = client.post("/api/embeddings", json={"input": texts, "model": "local/static-minilm"})
-    assert r.status_code == 200, r.text
-    vectors = [d["embedding"] for d in r.json()["data"]]
-    assert r.json()["dimensions"] == 256 and all(len(v) == 256 for v in vectors)
-
-    def cosine(a: list[float], b: list[float]) -> float:
-        return sum(x * y for x, y in zip(a, b, strict=True))
-
-    assert all(abs(cosine(v, v) - 1) < 1e-4 for v in vectors)
-    assert cosine(vectors[0], vectors[1]) > 0.4 > 0.2 > cosine(vectors[0], vectors[2])  # cat ~ kitten, not revenue
-    again = client.post("/api/embeddings", json={"input": texts, "model": "local/static-minilm",
-                                                 "cache": False}).json()
-    for fresh, first in zip((d["embedding"] for d in again["data"]), vectors, strict=True):
-        assert fresh == pytest.approx(first, abs=1e-6)

