@@ -15,6 +15,7 @@ error) returns its error as the tool result, so the model can say so or try agai
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -107,7 +108,6 @@ class ServerTools:
 
     async def run(self, call: ToolCall) -> ToolRun:
         """Run one call; whatever goes wrong comes back as the run's `error`."""
-        import asyncio
 
         started = time.monotonic()
         run = ToolRun(call)

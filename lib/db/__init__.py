@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -72,7 +73,6 @@ def embedded_database_url(settings: Settings) -> str:
     """
     global _embedded_url
     if _embedded_url is None:
-        import warnings
 
         try:
             with warnings.catch_warnings():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lib import errors
@@ -139,7 +139,6 @@ def _cache_enabled(call: ChatCall, settings: Settings) -> bool:
 
 
 def _cache_parts(call: ChatCall, ctx: CallContext) -> dict[str, Any]:
-    from dataclasses import asdict
 
     chat = asdict(call.chat)
     chat.pop("model", None)

@@ -48,7 +48,7 @@ class RetryPolicy:
         """Seconds to wait before retry `retry_number` (1-based)."""
         if retry_after_s is not None:
             return min(max(0.0, retry_after_s), self.max_wait_s)
-        import random
+        import random  # not at module top: it costs a cold start ~4 ms, and only a retry needs it
 
         ceiling = min(self.max_wait_s, self.base_delay_s * (2 ** (retry_number - 1)))
         return random.uniform(0, ceiling)  # full jitter: spreads out instances retrying together
@@ -114,7 +114,7 @@ async def call_with_retries(
     usage ledger). Raises `ProviderCallFailed` carrying the last failure; the original
     exception is its `__cause__`.
     """
-    import asyncio
+    import asyncio  # not at module top: ai_execute's cold start would pay for it before any call
 
     sleep = sleep or asyncio.sleep
     attempt = 0

@@ -7,13 +7,13 @@ handles the common text encodings and broken cross-reference tables well enough 
 from __future__ import annotations
 
 import io
+import logging
 
 from lib import errors
 from lib.ingest.documents.model import DocumentBuilder, ExtractedDocument
 
 
 def extract_pdf(data: bytes, filename: str) -> ExtractedDocument:
-    import logging
 
     from pypdf import PdfReader
 

@@ -13,6 +13,7 @@ Inputs longer than the model's 256 word pieces are truncated by the model, as it
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -29,7 +30,6 @@ INSTALL_HINT = ("local/all-minilm-l6-v2 needs the optional local model: pip inst
 
 def model_folder() -> Path:
     """The folder inside the installed package that holds the sentence-transformers model."""
-    import importlib.util
 
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
