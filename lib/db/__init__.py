@@ -19,7 +19,6 @@ psycopg is imported inside the functions that need it, so importing a function m
 
 from __future__ import annotations
 
-import asyncio
 import time
 import warnings
 from collections.abc import AsyncIterator
@@ -106,6 +105,8 @@ def database_url(settings: Settings | None = None) -> str:
 
 async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
     """The pool for this event loop and database, opened (and migrated) on first use."""
+    import asyncio  # not at the top: lib.db.health puts this package on health's cold start
+
     from psycopg_pool import AsyncConnectionPool
 
     from lib.db.vector import register_vector
@@ -264,6 +265,8 @@ def _busy(pool: AsyncConnectionPool, waited_s: float) -> errors.DatabaseBusy:
 
 async def close_pools() -> None:
     """Close every pool of the running loop (tests, the CLI on exit)."""
+    import asyncio
+
     loop_id = id(asyncio.get_running_loop())
     for key in [k for k in _pools if k[0] == loop_id]:
         await _pools.pop(key).close()
