@@ -63,3 +63,12 @@ def test_function_modules_import_no_sdk_database_driver_or_parser():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == "[]", f"api/{path.name} imports {out.stdout.strip()}"
+
+
+def test_health_cold_start_loads_no_event_loop_machinery_or_validation():
+    # health answers from a cold instance first: asyncio (~20-60 ms) and pydantic stay out of its import
+    code = ("import sys, importlib; importlib.import_module('api.health'); "
+            "print([m for m in ('asyncio', 'pydantic', 'email', 'hashlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
