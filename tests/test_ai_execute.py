@@ -9,18 +9,9 @@ import uuid
 import psycopg
 import pytest
 
-from tests.fakes.provider_server import Reply
+from tests.fakes.provider_server import PROVIDER_PATHS, Reply
 
 # model -> the path its SDK posts to on the fake server
-PROVIDER_PATHS = {
-    "openai/gpt-4o-mini": "/v1/chat/completions",
-    "anthropic/claude-haiku-4-5": "/v1/messages",
-    "groq/llama-3.3-70b-versatile": "/openai/v1/chat/completions",
-    "google/gemini-2.5-flash": "/v1beta/openai/chat/completions",
-    "openrouter/meta-llama/llama-3.1-8b-instruct": "/api/v1/chat/completions",
-    "compat/llama3.2": "/compat/v1/chat/completions",
-}
-
 
 def unique(text: str = "") -> str:
     return f"{text} {uuid.uuid4().hex[:8]}".strip()

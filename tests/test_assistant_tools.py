@@ -14,16 +14,8 @@ import pytest
 from lib import db
 from lib.config import get_settings
 from tests.ai_sdk import needs_node, parse_with_ai_sdk, validate_ui_messages
-from tests.fakes.provider_server import Reply
+from tests.fakes.provider_server import PROVIDER_PATHS, Reply
 
-PROVIDER_PATHS = {
-    "openai/gpt-4o-mini": "/v1/chat/completions",
-    "anthropic/claude-haiku-4-5": "/v1/messages",
-    "groq/llama-3.3-70b-versatile": "/openai/v1/chat/completions",
-    "google/gemini-2.5-flash": "/v1beta/openai/chat/completions",
-    "openrouter/meta-llama/llama-3.1-8b-instruct": "/api/v1/chat/completions",
-    "compat/llama3.2": "/compat/v1/chat/completions",
-}
 OPENAI = "/v1/chat/completions"
 NAMESPACE = "handbook"
 WARRANTY = """# Warranty

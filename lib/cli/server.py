@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.config import PROJECT_ROOT
+from lib.web import answer_lifespan
 
 API_DIR = PROJECT_ROOT / "api"
 PUBLIC_DIR = PROJECT_ROOT / "public"
@@ -50,13 +51,8 @@ class DevRouter:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path = scope["path"]

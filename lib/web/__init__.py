@@ -209,7 +209,7 @@ class Endpoint:
     # ASGI entry point
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -303,7 +303,8 @@ def _settings() -> Settings:
     return settings
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """ASGI lifespan: nothing to start or stop (state lives in Postgres), so say yes to both."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -27,6 +27,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# The chat path each provider's SDK calls on this server, by a model of that provider.
+PROVIDER_PATHS = {
+    "openai/gpt-4o-mini": "/v1/chat/completions",
+    "anthropic/claude-haiku-4-5": "/v1/messages",
+    "groq/llama-3.3-70b-versatile": "/openai/v1/chat/completions",
+    "google/gemini-2.5-flash": "/v1beta/openai/chat/completions",
+    "openrouter/meta-llama/llama-3.1-8b-instruct": "/api/v1/chat/completions",
+    "compat/llama3.2": "/compat/v1/chat/completions",
+}
+
 
 @dataclass
 class Reply:
