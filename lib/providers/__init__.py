@@ -125,29 +125,27 @@ def openai_client(provider: str, settings: Settings, *, api_key: str | None = No
 
 
 def client_for_target(target: Target) -> openai.AsyncOpenAI:
-    def build(api_key: str) -> openai.AsyncOpenAI:
-        import openai
-
-        return openai.AsyncOpenAI(api_key=api_key, base_url=target.base_url, timeout=target.timeout_s,
-                                  max_retries=0)
-
-    return cached_client("openai", target, build)
+    return sdk_client(target, "openai", "AsyncOpenAI")
 
 
 _CALLER_KEY_PLACEHOLDER = "set-per-request"
 
 
-def cached_client(kind: str, target: Target, build: Any) -> Any:
-    """One SDK client per (event loop, SDK, provider, key, base URL, timeout), built by `build(key)`.
+def sdk_client(target: Target, sdk: str, client_class: str) -> Any:
+    """One client of an SDK (`openai`, `anthropic`, `groq`: generated from one template, built
+    alike) per (event loop, SDK, provider, key, base URL, timeout), with the SDK's own retries off:
+    `lib/providers/retry.py` is the only retry loop. The SDK is imported on the first call to need it.
 
     A caller's own key (BYOK) is never part of the cache: the request gets a copy of a keyless
     client (`with_options(api_key=...)`, sharing its connection pool) that lives as long as the call.
     """
-    cache_key = (_loop_id(), kind, target.provider, None if target.byok else target.api_key,
+    cache_key = (_loop_id(), sdk, target.provider, None if target.byok else target.api_key,
                  target.base_url, target.timeout_s)
     client = _clients.get(cache_key)
     if client is None:
-        client = _clients[cache_key] = build(_CALLER_KEY_PLACEHOLDER if target.byok else target.api_key)
+        build = getattr(importlib.import_module(sdk), client_class)
+        client = _clients[cache_key] = build(api_key=_CALLER_KEY_PLACEHOLDER if target.byok else target.api_key,
+                                             base_url=target.base_url, timeout=target.timeout_s, max_retries=0)
     return client.with_options(api_key=target.api_key) if target.byok else client
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from lib.providers import cached_client
+from lib.providers import sdk_client
 from lib.providers.exceptions import ProviderError, from_sdk, mapping_exceptions
 from lib.providers.types import (
     CONTENT_FILTER,
@@ -42,13 +42,7 @@ JSON_ONLY = "Answer with one JSON object and nothing else."
 
 
 def anthropic_client(target: Target) -> Any:
-    def build(api_key: str) -> Any:
-        import anthropic
-
-        return anthropic.AsyncAnthropic(api_key=api_key, base_url=target.base_url,
-                                        timeout=target.timeout_s, max_retries=0)
-
-    return cached_client("anthropic", target, build)
+    return sdk_client(target, "anthropic", "AsyncAnthropic")
 
 
 def map_exceptions(provider: str) -> AbstractContextManager[None]:

@@ -10,20 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from lib.providers import cached_client
+from lib.providers import sdk_client
 from lib.providers.exceptions import ProviderError, from_sdk, mapping_exceptions
 from lib.providers.openai_wire import read_chunks, read_completion, wire_params
 from lib.providers.types import ChatRequest, ChatResponse, StreamEvent, Target
 
 
 def groq_client(target: Target) -> Any:
-    def build(api_key: str) -> Any:
-        import groq
-
-        return groq.AsyncGroq(api_key=api_key, base_url=target.base_url,
-                              timeout=target.timeout_s, max_retries=0)
-
-    return cached_client("groq", target, build)
+    return sdk_client(target, "groq", "AsyncGroq")
 
 
 def map_exceptions(provider: str) -> AbstractContextManager[None]:
