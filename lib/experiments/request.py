@@ -6,14 +6,14 @@ query of GET. Feedback: a score on one of three scales, normalized to 0..1 (see 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lib import errors
 from lib.prompts.request import PromptParams, VersionNumber
 from lib.prompts.templates import LATEST
-from lib.web.fields import Label, ResourceName
+from lib.web.fields import Label, ResourceName, actions
 
 Unit = Literal["user", "conversation", "request"]
 Metric = Literal["feedback_score", "positive_feedback_rate", "latency", "cost", "error_rate"]
@@ -85,15 +85,7 @@ class PickWinner(_Strict):
         return label
 
 
-def _create_by_default(body: Any) -> Any:
-    return {**body, "action": "create"} if isinstance(body, dict) and "action" not in body else body
-
-
-ExperimentBody = Annotated[
-    CreateExperiment | ChangeStatus | PickWinner,
-    Field(discriminator="action"),
-    BeforeValidator(_create_by_default),
-]
+ExperimentBody = actions(CreateExperiment, ChangeStatus, PickWinner, default="create")
 
 
 class ExperimentQuery(_Strict):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lib import errors
-from lib.web.fields import Namespace
+from lib.web.fields import Namespace, actions
 
 if TYPE_CHECKING:
     from lib.ingest.blobs import Blob
@@ -126,13 +126,4 @@ class ListQuery(_Body):
     offset: int = Field(0, ge=0, le=10**9)
 
 
-def _upload_by_default(body: Any) -> Any:
-    return {**body, "action": "upload"} if isinstance(body, dict) and "action" not in body else body
-
-
-# The before-validator is listed after the discriminator so that it wraps it, and so runs first.
-UploadBody = Annotated[
-    UploadRequest | PresignRequest | IngestKeyRequest | DeleteRequest,
-    Field(discriminator="action"),
-    BeforeValidator(_upload_by_default),
-]
+UploadBody = actions(UploadRequest, PresignRequest, IngestKeyRequest, DeleteRequest, default="upload")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lib.gateway.request import ResponseFormatIn, ToolIn
 from lib.prompts.templates import LATEST
-from lib.web.fields import Label, ResourceName
+from lib.web.fields import Label, ResourceName, actions
 
 MAX_TEMPLATE_CHARS = 200_000
 VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -114,12 +114,4 @@ class PromptQuery(_Strict):
         return self
 
 
-def _create_by_default(body: Any) -> Any:
-    return {**body, "action": "create"} if isinstance(body, dict) and "action" not in body else body
-
-
-PromptBody = Annotated[
-    CreatePrompt | MoveLabel | RenderPrompt,
-    Field(discriminator="action"),
-    BeforeValidator(_create_by_default),
-]
+PromptBody = actions(CreatePrompt, MoveLabel, RenderPrompt, default="create")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # A namespace keys documents, S3 key prefixes and API-key scopes, in bodies and query strings
 # alike; the narrow alphabet keeps it safe in an object key and readable in a log line.
@@ -18,6 +18,20 @@ Namespace = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-
 ResourceName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")]
 # A prompt label (production, staging, ...) or an experiment variant's name.
 Label = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+
+
+def actions(*models: type[BaseModel], default: str) -> Any:
+    """A body that is one of `models`, told apart by its `action` field, `default` when it has none
+    (`{"action": "label", ...}` moves a label; a body without `action` creates)."""
+
+    def default_action(body: Any) -> Any:
+        return {**body, "action": default} if isinstance(body, dict) and "action" not in body else body
+
+    # The before-validator is listed after the discriminator so that it wraps it, and so runs first.
+    union = models[0]
+    for model in models[1:]:
+        union = union | model
+    return Annotated[union, Field(discriminator="action"), BeforeValidator(default_action)]
 
 
 class TemplateRef(BaseModel):
