@@ -9,7 +9,6 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	done; echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-PORT ?= 3000
 
 .PHONY: setup dev test lint bench bench-full load node-deps clean
 
@@ -31,10 +30,10 @@ tests/node/node_modules/.installed: tests/node/package.json
 
 node-deps: tests/node/node_modules/.installed
 
-# .env (if present) is exported for the local server, as Next.js does for its own.
+# The command line reads .env itself (variables already set win), as Next.js does for its own.
+# The port is PORT (from the environment, `make dev PORT=9000` or .env), else 8000.
 dev: setup
-	set -a; [ ! -f .env ] || . ./.env; set +a; \
-	$(PY) -m lib.cli migrate && PORT=$(PORT) $(PY) -m lib.cli serve --port $(PORT)
+	$(PY) -m lib.cli migrate && $(PY) -m lib.cli serve $(if $(PORT),--port $(PORT))
 
 test: setup node-deps
 	$(PY) -m pytest -q

@@ -64,4 +64,4 @@ async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
 if __name__ == "__main__":
     from lib.cli import run_function
 
-    run_function(app)
+    run_function(app, aliases={"text": "input"})  # `--text "..."`, as the command line has it

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -152,7 +153,7 @@ class Settings:
 
     # --- local server (python -m lib.cli serve) ---------------------------------------------
     host: str = setting("HOST", "127.0.0.1")
-    port: int = setting("PORT", 3000, whole(at_least=1))
+    port: int = setting("PORT", 8000, whole(at_least=1))
 
     # --- providers (ai_execute, embeddings) -------------------------------------------------
     default_model: str = setting("DEFAULT_MODEL", "")
@@ -249,6 +250,58 @@ class Settings:
             except ValueError as exc:
                 raise SettingError(f"{name} {exc}") from None
         return cls(**values)
+
+
+def load_dotenv(path: Path | None = None) -> list[str]:
+    """Put the project's `.env` into the environment, as `make dev` and Next.js do, without
+    replacing a variable that is already set (even to an empty value): what the shell says wins.
+    Returns the names it set.
+
+    The command line calls this (`python -m lib.cli`, `python api/<name>.py`); deployed functions
+    never do, since Vercel sets their environment. Under pytest (`PYTEST_VERSION` is set, and its
+    subprocesses inherit it) the file is left alone, so a developer's keys never change a test."""
+    if "PYTEST_VERSION" in os.environ:
+        return []
+    loaded = []
+    for name, value in read_dotenv(PROJECT_ROOT / ".env" if path is None else path).items():
+        if name not in os.environ:
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded
+
+
+_DOTENV_LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+_DOTENV_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The `NAME=value` lines of a dotenv file (none if it does not exist), in the format shells and
+    python-dotenv agree on: `#` comments, an optional `export `, and values that are bare (a ` #`
+    ends them), in single quotes (literal) or in double quotes (with backslash escapes)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return {}
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if match is None:
+            raise SettingError(f"{path.name} line {number}: expected NAME=value")
+        values[match[1]] = _dotenv_value(match[2].strip())
+    return values
+
+
+def _dotenv_value(raw: str) -> str:
+    quote = raw[:1]
+    if quote in ("'", '"') and len(raw) >= 2 and quote in raw[1:]:
+        inner = raw[1:raw.rindex(quote)]
+        if quote == "'":
+            return inner
+        return re.sub(r"\\(.)", lambda m: _DOTENV_ESCAPES.get(m[1], m[0]), inner)
+    return raw.split(" #", 1)[0].rstrip()
 
 
 def variables() -> dict[str, Any]:

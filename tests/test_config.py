@@ -136,3 +136,59 @@ def test_env_example_lists_every_variable_with_its_default():
     for name, value in re.findall(r"^# ([A-Z0-9_]+)=(\S*)", text, re.MULTILINE):
         if name in declared and value and not _unset(declared[name]):
             assert _parser(name)(value) == declared[name], f".env.example: {name}={value}"
+
+
+# --- .env for the command line ----------------------------------------------------------------------
+
+
+def test_dotenv_sets_what_the_environment_lacks_and_never_overrides(tmp_path, monkeypatch):
+    from lib.config import load_dotenv
+
+    (tmp_path / ".env").write_text(
+        "# local settings\nexport DOTENV_TEST_A=from-file\nDOTENV_TEST_B='kept #literally'\n"
+        'DOTENV_TEST_C="two\\nlines" # a comment\nDOTENV_TEST_D=\nDOTENV_TEST_E=bare value # comment\n')
+    monkeypatch.delenv("PYTEST_VERSION", raising=False)
+    monkeypatch.setenv("DOTENV_TEST_A", "from-shell")
+    monkeypatch.setenv("DOTENV_TEST_D", "")  # set, even empty: the shell wins
+    for name in "BCE":
+        monkeypatch.delenv(f"DOTENV_TEST_{name}", raising=False)
+    assert sorted(load_dotenv(tmp_path / ".env")) == ["DOTENV_TEST_B", "DOTENV_TEST_C", "DOTENV_TEST_E"]
+    import os
+
+    assert os.environ["DOTENV_TEST_A"] == "from-shell" and os.environ["DOTENV_TEST_D"] == ""
+    assert os.environ["DOTENV_TEST_B"] == "kept #literally"
+    assert os.environ["DOTENV_TEST_C"] == "two\nlines"
+    assert os.environ["DOTENV_TEST_E"] == "bare value"
+
+
+def test_dotenv_is_left_alone_under_pytest_and_a_bad_line_is_named(tmp_path, monkeypatch):
+    from lib.config import load_dotenv, read_dotenv
+
+    (tmp_path / ".env").write_text("DOTENV_TEST_F=1\n")
+    monkeypatch.delenv("DOTENV_TEST_F", raising=False)
+    assert load_dotenv(tmp_path / ".env") == []  # PYTEST_VERSION is set in this process
+    (tmp_path / "bad.env").write_text("OK=1\nnot a setting\n")
+    with pytest.raises(SettingError, match="bad.env line 2"):
+        read_dotenv(tmp_path / "bad.env")
+    assert read_dotenv(tmp_path / "missing.env") == {}
+
+
+def test_the_command_line_reads_dotenv_first(monkeypatch, capsys):
+    import lib.cli
+
+    calls = []
+    monkeypatch.setattr(lib.cli, "load_dotenv", lambda: calls.append("loaded") or [])
+    with pytest.raises(SystemExit):
+        lib.cli.main(["--help"])
+    assert calls == ["loaded"]
+    capsys.readouterr()
+    app = Endpoint("dotenv_probe", auth=False)
+
+    @app.get()
+    async def probe(request: Request, _query: object) -> dict:
+        return {"ok": True}
+
+    with pytest.raises(SystemExit) as done:
+        lib.cli.run_function(app, [])
+    assert done.value.code == 0 and calls == ["loaded", "loaded"]
+    assert json.loads(capsys.readouterr().out) == {"ok": True}

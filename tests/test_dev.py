@@ -37,7 +37,25 @@ def test_function_arguments_from_json_and_flags():
     assert parse_function_args(['{"a": 1}']) == ("POST", {"a": 1}, {})
     assert parse_function_args(["--prompt", "Hello world", "--max-tokens", "5", "--stream"]) == (
         "POST", {"prompt": "Hello world", "max_tokens": 5, "stream": True}, {})
-    assert parse_function_args(["--query", "namespace=docs"]) == ("GET", None, {"namespace": "docs"})
+    # --query is a field like any other (rag's question), never the query string
+    assert parse_function_args(["--query", "What is AI?", "--top-k", "5"]) == (
+        "POST", {"query": "What is AI?", "top_k": 5}, {})
+    assert parse_function_args([]) == ("GET", None, {})
+
+
+def test_function_arguments_go_in_the_query_string_of_a_get():
+    assert parse_function_args(["--method", "GET", "--namespace", "docs", "--limit", "5"]) == (
+        "GET", None, {"namespace": "docs", "limit": "5"})
+    # a function that only answers GET takes its fields in the query string
+    assert parse_function_args(["--verbose"], methods=["GET"]) == ("GET", None, {"verbose": "true"})
+    assert parse_function_args(["--method", "DELETE", "--namespace", "d"], methods=["GET", "DELETE"]) == (
+        "DELETE", None, {"namespace": "d"})
+    assert parse_function_args(["--prompt", "x", "--param", "debug=1"]) == ("POST", {"prompt": "x"}, {"debug": "1"})
+
+
+def test_function_arguments_take_a_function_s_aliases():
+    assert parse_function_args(["--text", "Sample text"], aliases={"text": "input"}) == (
+        "POST", {"input": "Sample text"}, {})
 
 
 def test_function_file_runs_as_a_script(database):

@@ -9,8 +9,10 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from lib.config import get_settings, load_dotenv
 
 # name -> (help, configure(parser), run(args) -> exit code)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]] = {}
@@ -34,12 +36,23 @@ def _coerce(value: str) -> Any:
         return value
 
 
-def parse_function_args(argv: list[str]) -> tuple[str, dict[str, Any] | None, dict[str, str]]:
-    """`'{"a": 1}'` or `--a 1 --flag` -> (method, body, query). `--method GET` and
-    `--query k=v` choose the method and query string; a body implies POST."""
+def _as_query_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse_function_args(
+    argv: list[str], methods: Iterable[str] = ("GET", "POST"), aliases: dict[str, str] | None = None,
+) -> tuple[str, dict[str, Any] | None, dict[str, str]]:
+    """`'{"a": 1}'` or `--a 1 --top-k 5 --flag` -> (method, body, query string).
+
+    Fields go in a POST body when the function takes POST and something was given, else in the
+    query string of a GET (or of `--method DELETE`). `--param k=v` adds a query-string parameter
+    to any method. `aliases` lets a function take the names its command line is known by
+    (`--text` for `input`). Every other flag, `--query` and `--model` included, names a field."""
+    methods = {m.upper() for m in methods}
     method = ""
-    body: dict[str, Any] = {}
-    query: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    params: dict[str, str] = {}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -54,20 +67,24 @@ def parse_function_args(argv: list[str]) -> tuple[str, dict[str, Any] | None, di
                 i += 1
             if key == "method":
                 method = str(value).upper()
-            elif key == "query":
-                k, _, v = str(value).partition("=")
-                query[k] = v
+            elif key == "param":
+                k, sep, v = str(value).partition("=")
+                if not sep:
+                    raise SystemExit(f"--param takes key=value, got {value!r}")
+                params[k] = v
             else:
-                body[key] = value
+                fields[(aliases or {}).get(key, key)] = value
         else:
             parsed = _coerce(arg)
             if not isinstance(parsed, dict):
-                raise SystemExit(f"expected a JSON object, got {arg!r}")
-            body.update(parsed)
+                raise SystemExit(f"expected a JSON object or --field value, got {arg!r}")
+            fields.update(parsed)
         i += 1
     if not method:
-        method = "POST" if body else "GET"
-    return method, (body if method != "GET" else None), query
+        method = "POST" if "POST" in methods and (fields or "GET" not in methods) else "GET"
+    if method in ("GET", "HEAD") or (method == "DELETE" and "POST" not in methods):
+        return method, None, {**{k: _as_query_value(v) for k, v in fields.items()}, **params}
+    return method, fields, params
 
 
 async def call_app(
@@ -112,14 +129,21 @@ async def call_app(
     return status, response_headers, b"".join(chunks)
 
 
-def run_function(app: Any, argv: list[str] | None = None) -> None:
-    """Entry point of `python api/<name>.py ...`: call the function once, print the response."""
+def run_function(app: Any, argv: list[str] | None = None, aliases: dict[str, str] | None = None) -> None:
+    """Entry point of `python api/<name>.py ...`: call the function once, print the response.
+    The project's `.env` is read first, as `make dev` does."""
     args = sys.argv[1:] if argv is None else argv
+    methods = sorted(getattr(app, "routes", {}) or ("GET", "POST"))
     if args and args[0] in ("-h", "--help"):
+        names = "".join(f" --{alias.replace('_', '-')} (= {field})" for alias, field in (aliases or {}).items())
         print(f"usage: python api/{app.name}.py ['<json body>'] [--field value ...] "
-              "[--method GET|POST|DELETE] [--query key=value]")
+              f"[--method {'|'.join(methods)}] [--param key=value]\n"
+              "Fields go in the body of a POST, or in the query string of a GET; --top-k is top_k."
+              + (f"\nAlso:{names}" if names else ""))
         raise SystemExit(0)
-    method, body, query = parse_function_args(args)
+    load_dotenv()
+    method, body, query = parse_function_args(args, methods, aliases)
+    streaming = bool(body and body.get("stream"))
 
     def stream(chunk: bytes) -> None:
         sys.stdout.write(chunk.decode(errors="replace"))
@@ -127,10 +151,8 @@ def run_function(app: Any, argv: list[str] | None = None) -> None:
 
     async def main() -> tuple[int, dict[str, str], bytes]:
         from lib import db
-        from lib.config import get_settings
 
         try:
-            streaming = bool(body and body.get("stream"))
             headers = {}
             # the command line acts as the operator: it uses the first configured key, if any
             api_keys = get_settings().api_keys
@@ -142,7 +164,7 @@ def run_function(app: Any, argv: list[str] | None = None) -> None:
             await db.close_pools()
 
     status, headers, raw = asyncio.run(main())
-    if not (body and body.get("stream")):
+    if not streaming:
         if headers.get("content-type", "").startswith("application/json") and raw:
             print(json.dumps(json.loads(raw), indent=2, ensure_ascii=False))
         else:
@@ -178,13 +200,12 @@ def _db_url(args: Any) -> int:
 
 def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default: HOST, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 3000)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: PORT, else 8000)")
 
 
 @command("serve", "run the local server (every api/*.py at /api/<name>)", _configure_serve)
 def _serve(args: Any) -> int:
     from lib.cli.server import serve
-    from lib.config import get_settings
 
     settings = get_settings()
     serve(args.host or settings.host, args.port or settings.port)
@@ -194,7 +215,6 @@ def _serve(args: Any) -> int:
 @command("health", "check the database and print the health report")
 def _health(args: Any) -> int:
     from lib import db
-    from lib.config import get_settings
     from lib.db.health import check_health
 
     async def main() -> dict[str, Any]:
@@ -221,6 +241,7 @@ def _load_plugins() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_dotenv()
     _load_plugins()
     parser = argparse.ArgumentParser(prog="python -m lib.cli", description="AI back end bundle")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -92,7 +92,7 @@ def create_app() -> DevRouter:
     return DevRouter(discover_functions())
 
 
-def serve(host: str = "127.0.0.1", port: int = 3000, prepare_database: bool = True) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, prepare_database: bool = True) -> None:
     """Start the embedded database (unless DATABASE_URL is set), migrate, and serve."""
     import asyncio
 
