@@ -50,6 +50,36 @@ def test_default_model_comes_from_the_environment(client, env) -> None:
     assert r.status_code == 200 and r.json()["model"] == "local/echo"
 
 
+def test_without_keys_or_default_model_the_offline_echo_answers(client, env) -> None:
+    env(DEFAULT_MODEL=None)
+    r = post(client, {"prompt": "hi"})
+    assert r.status_code == 200 and r.json()["model"] == "local/echo"
+
+
+def test_with_a_key_and_no_default_model_the_422_says_what_to_name(client, env) -> None:
+    env(DEFAULT_MODEL=None, OPENAI_API_KEY="sk-test", ANTHROPIC_API_KEY="sk-ant-test")
+    r = post(client, {"prompt": "hi"})
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert "openai/gpt-4o-mini" in message and "anthropic/claude-haiku-4-5" in message
+    assert "DEFAULT_MODEL" in message and r.json()["error"]["details"][0]["field"] == "model"
+
+
+@pytest.mark.parametrize(("bare", "full"), [("gpt-4o-mini", "openai/gpt-4o-mini"),
+                                            ("claude-haiku-4-5", "anthropic/claude-haiku-4-5"),
+                                            ("llama-3.1-8b-instant", "groq/llama-3.1-8b-instant")])
+def test_a_bare_model_name_is_its_one_provider_s(client, fake_provider, bare, full) -> None:
+    fake_provider.queue(Reply(text="ok"))
+    r = post(client, {"prompt": "hi", "model": bare})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == full and r.json()["provider"] == full.split("/")[0]
+
+
+def test_a_bare_model_name_no_provider_claims_is_a_422(client, database) -> None:
+    r = post(client, {"prompt": "hi", "model": "mistral-large"})
+    assert r.status_code == 422 and "provider/model" in r.json()["error"]["message"]
+
+
 # --- every provider, plain and streamed -------------------------------------------------------------
 
 
@@ -413,7 +443,7 @@ def test_use_chat_body_with_ui_message_parts(client, fake_provider) -> None:
     ({"prompt": "   ", "model": "local/echo"}, 422, "body"),
     ({"messages": [], "model": "local/echo"}, 422, "body"),
     ({"prompt": "a", "model": "local/echo", "colour": "red"}, 422, "colour"),
-    ({"prompt": "a", "model": "gpt-4o"}, 422, "model"),
+    ({"prompt": "a", "model": "mistral-large"}, 422, "model"),  # a bare name no provider claims
     ({"prompt": "a", "model": "nobody/model"}, 422, "model"),
     ({"prompt": "a", "model": "local/gpt-5"}, 422, "model"),
     ({"prompt": "a", "model": "local/echo", "fallbacks": ["bad"]}, 422, "fallbacks.0"),

@@ -83,6 +83,14 @@ async def _ledger(url: str) -> list[tuple]:
         return await cur.fetchall()
 
 
+def test_a_bare_model_name_is_the_known_model_of_that_name(client, fake_provider) -> None:
+    r = client.post("/api/embeddings", json={"input": "hello", "model": "text-embedding-3-small"})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "openai/text-embedding-3-small"
+    unknown = client.post("/api/embeddings", json={"input": "hello", "model": "some-embedder"})
+    assert unknown.status_code == 422 and unknown.json()["error"]["details"][0]["field"] == "model"
+
+
 def test_batches_follow_the_model_limits_in_order(fake_provider, database) -> None:
     from lib.ingest.embedding import embed_texts
 

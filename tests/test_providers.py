@@ -10,7 +10,7 @@ import pytest
 
 from lib import errors
 from lib.config import Settings, get_settings
-from lib.providers import adapter_for, openai_client, resolve_model, target_for
+from lib.providers import PROVIDERS, adapter_for, openai_client, resolve_model, target_for
 from lib.providers.pricing import DEFAULT_LIMITS, Limits, cost_usd, limits_of
 from lib.providers.types import ChatRequest, Message, Tool, ToolCall, Usage
 from tests.fakes.provider_server import Reply
@@ -113,8 +113,14 @@ def test_registry_names_and_aliases() -> None:
     assert resolve_model("gemini/gemini-2.5-flash")[0].name == "google"
     assert resolve_model("openrouter/anthropic/claude-3.5-sonnet")[1] == "anthropic/claude-3.5-sonnet"
     assert resolve_model("ollama/llama3")[0].name == "compat"
-    with pytest.raises(errors.ValidationFailed):
-        resolve_model("gpt-4o")
+    # a bare name is the one provider's that can serve it
+    assert resolve_model("gpt-4o") == (PROVIDERS["openai"], "gpt-4o")
+    assert resolve_model("claude-sonnet-4-5")[0].name == "anthropic"
+    assert resolve_model("gemini-2.5-pro")[0].name == "google"
+    assert resolve_model("llama-3.3-70b-versatile")[0].name == "groq"  # by the pricing table
+    for bare in ("llama3", "mistral-large", "echo-ish", ""):
+        with pytest.raises(errors.ValidationFailed):
+            resolve_model(bare)
 
 
 def test_openai_client_for_embeddings_has_sdk_retries_off() -> None:

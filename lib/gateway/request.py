@@ -279,18 +279,28 @@ def to_chat_request(body: ExecuteRequest) -> ChatRequest:
 
 
 def to_call(body: ExecuteRequest, settings: Settings) -> ChatCall:
-    """The models to try (the named one or DEFAULT_MODEL, then the fallbacks) and the chat."""
-    model = body.model or settings.default_model
-    if not model:
-        raise errors.field_error("model", "name a model (provider/model) or set DEFAULT_MODEL, "
-                                 "e.g. local/echo for the offline echo")
-    models = [model, *body.fallbacks]
+    """The models to try (the named one or the default, then the fallbacks) and the chat."""
+    models = [body.model or default_chat_model(settings), *body.fallbacks]
     chat = to_chat_request(body)
     for i, name in enumerate(models):
-        spec, _ = resolve_model(name, "model" if i == 0 else f"fallbacks.{i - 1}")
+        spec, model = resolve_model(name, "model" if i == 0 else f"fallbacks.{i - 1}")
         if chat.tools and not spec.supports_tools:
             raise errors.field_error("tools", f"{name} does not take tools")
+        models[i] = f"{spec.name}/{model}"  # one spelling for the cache, the ledger and the answer
     return ChatCall(models, chat, body.cache)
+
+
+def default_chat_model(settings: Settings) -> str:
+    """DEFAULT_MODEL; without it, the offline `local/echo` while no provider key is set. Once a key
+    is set we do not pick a paid model for the caller: the 422 says what to name."""
+    if settings.default_model:
+        return settings.default_model
+    configured = [f"{spec.name}/{spec.example_model}" for spec in PROVIDERS.values()
+                  if spec.needs_key and spec.key_setting and getattr(settings, spec.key_setting)]
+    if not configured:
+        return "local/echo"
+    raise errors.field_error("model", f"name a model, e.g. {' or '.join(configured)}, or set DEFAULT_MODEL "
+                             "(local/echo is the offline echo)")
 
 
 def call_context(request: Request, body: ExecuteRequest) -> CallContext:

@@ -39,21 +39,28 @@ class ProviderSpec:
     max_tokens_field: str = "max_tokens"
     models: tuple[str, ...] | None = None  # the only models it serves; None: whatever the provider has
     sends_user: bool = True  # Gemini's OpenAI-compatible endpoint refuses fields it does not know
+    # bare model names that can only be this provider's: `gpt-4o-mini` is `openai/gpt-4o-mini`
+    model_prefixes: tuple[str, ...] = ()
+    example_model: str = ""  # what error messages suggest naming
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
         ProviderSpec("openai", "openai_wire", "openai_api_key", "openai_base_url", "OPENAI_API_KEY",
-                     "x-openai-api-key", max_tokens_field="max_completion_tokens"),
+                     "x-openai-api-key", max_tokens_field="max_completion_tokens",
+                     model_prefixes=("gpt-", "chatgpt-", "o1", "o3", "o4"), example_model="gpt-4o-mini"),
         ProviderSpec("anthropic", "anthropic_wire", "anthropic_api_key", "anthropic_base_url",
-                     "ANTHROPIC_API_KEY", "x-anthropic-api-key"),
+                     "ANTHROPIC_API_KEY", "x-anthropic-api-key", model_prefixes=("claude-",),
+                     example_model="claude-haiku-4-5"),
+        # usage arrives in x_groq on the last chunk
         ProviderSpec("groq", "groq_wire", "groq_api_key", "groq_base_url", "GROQ_API_KEY", "x-groq-api-key",
-                     usage_in_stream=False),  # usage arrives in x_groq on the last chunk
+                     usage_in_stream=False, example_model="llama-3.1-8b-instant"),
         ProviderSpec("google", "openai_wire", "gemini_api_key", "gemini_base_url", "GEMINI_API_KEY",
-                     "x-gemini-api-key", sends_user=False),
+                     "x-gemini-api-key", sends_user=False, model_prefixes=("gemini-",),
+                     example_model="gemini-2.5-flash"),
         ProviderSpec("openrouter", "openai_wire", "openrouter_api_key", "openrouter_base_url",
-                     "OPENROUTER_API_KEY", "x-openrouter-api-key"),
+                     "OPENROUTER_API_KEY", "x-openrouter-api-key", example_model="openai/gpt-4o-mini"),
         ProviderSpec("compat", "openai_wire", "compat_api_key", "compat_base_url",
                      "OPENAI_COMPATIBLE_API_KEY", "x-compat-api-key", needs_key=False),
         ProviderSpec("local", "local", None, None, "", None, needs_key=False,
@@ -64,16 +71,36 @@ ALIASES = {"gemini": "google", "ollama": "compat", "vllm": "compat", "lmstudio":
 
 
 def resolve_model(name: str, field: str = "model") -> tuple[ProviderSpec, str]:
-    """`openrouter/meta-llama/llama-3-8b` -> (the openrouter spec, 'meta-llama/llama-3-8b')."""
+    """`openrouter/meta-llama/llama-3-8b` -> (the openrouter spec, 'meta-llama/llama-3-8b').
+
+    A bare name is taken as the one provider's it can be: `gpt-4o-mini` is OpenAI's and
+    `claude-haiku-4-5` Anthropic's (by `model_prefixes`), `llama-3.1-8b-instant` Groq's (the only
+    provider the pricing table lists it for). One that fits no provider, or several, is a 422."""
     prefix, sep, model = name.partition("/")
+    if not sep:
+        return _resolve_bare(name, field)
     spec = PROVIDERS.get(ALIASES.get(prefix, prefix))
-    if not sep or not model or spec is None:
+    if not model or spec is None:
         known = ", ".join(f"{p}/..." for p in PROVIDERS)
         raise errors.field_error(field, f"{name!r} is not a known model; name it provider/model, one of {known}")
     if spec.models is not None and model not in spec.models:
         served = ", ".join(f"{spec.name}/{m}" for m in spec.models)
         raise errors.field_error(field, f"{name!r} does not exist; {spec.name} serves {served}")
     return spec, model
+
+
+def _resolve_bare(name: str, field: str) -> tuple[ProviderSpec, str]:
+    from lib.providers.pricing import priced_models
+
+    owners = {spec.name for spec in PROVIDERS.values() if spec.model_prefixes and name.startswith(spec.model_prefixes)}
+    owners |= {listed.split("/", 1)[0] for listed in priced_models() if listed.split("/", 1)[1:] == [name]}
+    if len(owners) == 1:
+        return PROVIDERS[owners.pop()], name
+    known = ", ".join(f"{p}/..." for p in PROVIDERS)
+    if owners:
+        raise errors.field_error(field, f"{name!r} could be {' or '.join(sorted(f'{o}/{name}' for o in owners))}; "
+                                 "name the provider")
+    raise errors.field_error(field, f"{name!r} is not a model we can place; name it provider/model, one of {known}")
 
 
 def adapter_for(spec: ProviderSpec) -> Adapter:

@@ -97,6 +97,12 @@ def _limits(model: str, entry: dict[str, Any], origin: str) -> Limits:
     return Limits(window, output)
 
 
+@lru_cache(maxsize=1)
+def priced_models() -> frozenset[str]:
+    """The `provider/model` names of the bundled table, which tell a bare model name's provider."""
+    return frozenset(json.loads(BUNDLED_TABLE.read_text()).get("models", {}))
+
+
 @lru_cache(maxsize=8)
 def load_table(pricing_file: str, overrides: str) -> ModelTable:
     """The table with PRICING_FILE and PRICING_OVERRIDES applied."""

@@ -117,6 +117,9 @@ def resolve_embedding_model(name: str, dimensions: int | None = None) -> Embeddi
         if dimensions is not None and dimensions != int(suffix):
             raise errors.field_error("dimensions", f"{dimensions} contradicts the model name {name!r}")
         dimensions = int(suffix)
+    if "/" not in base:  # a bare name: the one known model of that name (`text-embedding-3-small`)
+        owners = [known for known in KNOWN_MODELS if known.split("/", 1)[1] == base.lower()]
+        base = owners[0] if len(owners) == 1 else base
     prefix, sep, model = base.partition("/")
     prefix = _ALIASES.get(prefix.lower(), prefix.lower())
     base = f"{prefix}/{model}"
