@@ -9,8 +9,11 @@ from lib.web import Endpoint, Request
 app = Endpoint("ai_execute")
 
 
-@app.post(AssistantRequest)
+@app.post(AssistantRequest, response="lib.gateway.response:ExecuteResponse",
+          streams={"ui": "lib.gateway.response:ChatMessageMetadata", "text": None},
+          errors=(402, 429, 502, 504))
 async def ai_execute(request: Request, body: AssistantRequest) -> object:
+    """Run a prompt or a conversation: JSON, or streamed (`stream: true`, or any useChat body)."""
     body, served = await serve_execute(request, body)  # a stored `template` and `experiment` variant, if named
     call, ctx = to_call(body, request.settings), served.tag(call_context(request, body))
     from lib.assistant.http import execute  # stored chats, context fitting, server tools (lib/assistant/)

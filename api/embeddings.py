@@ -27,8 +27,9 @@ class EmbeddingsRequest(BaseModel):
     cache: bool = True
 
 
-@app.post(EmbeddingsRequest)
+@app.post(EmbeddingsRequest, response="lib.ingest.response:EmbeddingsResponse", errors=(502, 504))
 async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
+    """Embed one text or a list, in batches sized to the model, cache first."""
     from lib.ingest.embedders import check_allowed, resolve_embedding_model
     from lib.ingest.embedding import embed_texts
 

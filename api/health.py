@@ -6,8 +6,9 @@ from lib.web import Endpoint, Request, json_response
 app = Endpoint("health", auth=False)
 
 
-@app.get()
+@app.get(response={200: "lib.db.response:HealthReport", 503: "lib.db.response:HealthReport"})
 async def health(request: Request, _query: object) -> object:
+    """Is the function up, and can it reach Postgres with pgvector? 503, same shape, when it cannot."""
     report = await check_health(request.settings)
     return json_response(report, 200 if report["status"] == "ok" else 503)
 

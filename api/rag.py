@@ -15,8 +15,12 @@ from lib.web import Endpoint, Request
 app = Endpoint("rag")
 
 
-@app.post(RagRequest)
+@app.post(RagRequest, response="lib.retrieval.response:AnswerResponse | lib.retrieval.response:SearchResponse",
+          streams={"ui": "lib.retrieval.response:AnswerMessageMetadata", "text": None},
+          errors=(402, 404, 429, 502, 504), headers={"x-conversation-id": "the conversation the turn was "
+                                                    "stored in (streamed answers)"})
 async def rag(request: Request, body: RagRequest) -> Any:
+    """Search a namespace and answer with citations (`answer: false`: search only)."""
     from lib.experiments.serving import serve_rag
     from lib.retrieval.http import answer_request
 

@@ -20,8 +20,13 @@ from lib.web import Endpoint, Request, sse_response
 app = Endpoint("upload")
 
 
-@app.post(UploadBody, multipart=True)
+@app.post(UploadBody, multipart=True,
+          response="lib.ingest.response:IngestResult | lib.ingest.response:PresignedUpload"
+                   " | lib.ingest.response:DeletedDocument",
+          streams={"events": "lib.ingest.response:UploadEvent"}, errors=(404, 502, 504))
 async def post(request: Request, body: UploadBody) -> Any:
+    """Upload a document (JSON or multipart), presign a large one, ingest a presigned key, or delete.
+    With `stream: true` an upload answers with its progress as server-sent events."""
     request.require_namespace(body.namespace)
     if body.action == "delete":
         return await delete(request, body)
@@ -48,8 +53,9 @@ async def post(request: Request, body: UploadBody) -> Any:
     return (await run()).as_dict()
 
 
-@app.get(ListQuery)
+@app.get(ListQuery, response="lib.ingest.response:DocumentList")
 async def list_uploads(request: Request, query: ListQuery) -> dict:
+    """A page of the namespace's documents, most recently updated first."""
     from lib.ingest.store import list_documents
 
     request.require_namespace(query.namespace)
@@ -58,8 +64,9 @@ async def list_uploads(request: Request, query: ListQuery) -> dict:
     return {"namespace": query.namespace, "documents": documents, "limit": query.limit, "offset": query.offset}
 
 
-@app.delete(DocumentQuery)
+@app.delete(DocumentQuery, response="lib.ingest.response:DeletedDocument", errors=(404,))
 async def delete(request: Request, query: DocumentQuery) -> dict:
+    """Delete one document and its chunks, by id or by source."""
     from lib.ingest.store import delete_document
 
     request.require_namespace(query.namespace)

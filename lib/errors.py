@@ -165,3 +165,56 @@ class UpstreamTimeout(ApiError):
 def field_error(field: str, message: str) -> ValidationFailed:
     """A 422 naming one field, shaped like the validation errors the endpoint helper builds."""
     return ValidationFailed(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+# Every `code` a client can see, with its status and when it is sent. The OpenAPI document lists
+# them per status (and TypeScript gets them as a union); a test fails when lib/ raises a code that
+# is not here, so a new code is documented in the same change that sends it.
+CODES: dict[str, tuple[int, str]] = {
+    "bad_request": (400, "the body cannot be read (the client went away mid-body)"),
+    "invalid_json": (400, "the body is not a JSON object, or is nested too deeply"),
+    "invalid_multipart": (400, "a multipart/form-data body without a boundary, or malformed"),
+    "invalid_text": (400, "text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored"),
+    "cors_method_not_allowed": (400, "a CORS preflight for a method the function does not serve"),
+    "cors_header_not_allowed": (400, "a CORS preflight for a request header browsers may not send here"),
+    "unauthorized": (401, "no API key, a wrong one, or a wrong cron secret"),
+    "budget_exceeded": (402, "a daily or monthly budget is spent; checked before any provider call"),
+    "forbidden": (403, "a valid key used outside its namespaces"),
+    "origin_not_allowed": (403, "the Origin is not in ALLOWED_ORIGINS"),
+    "byok_disabled": (403, "a provider key was sent in a header while ALLOW_BYOK is off"),
+    "key_not_allowed": (403, "an S3 key that was not issued for this namespace"),
+    "not_found": (404, "no such function, or no such conversation for this caller"),
+    "document_not_found": (404, "no document with that id or source in the namespace"),
+    "blob_not_found": (404, "nothing was uploaded to the presigned URL under that key"),
+    "method_not_allowed": (405, "the function does not serve this method; the allow header lists those it does"),
+    "conflict": (409, "the request conflicts with the current state"),
+    "payload_too_large": (413, "a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES"),
+    "unsupported_media_type": (415, "a request content type the function does not take"),
+    "unsupported_document_type": (415, "a document type we cannot read (or a binary file sent as text)"),
+    "validation_error": (422, "well-formed but wrong: `details` lists each field and what is wrong with it"),
+    "empty_document": (422, "the document has no text (a scanned PDF needs OCR, which we do not do)"),
+    "corrupt_document": (422, "the file is not a readable document of its type"),
+    "encrypted_document": (422, "the PDF is encrypted with a password"),
+    "rate_limited": (429, "over RATE_LIMIT_RPM; the retry-after header says when to come back"),
+    "internal_error": (500, "a fault of ours; the server log has the detail under the request id"),
+    "upstream_error": (502, "a provider failed after its retries and every fallback"),
+    "upstream_connection": (502, "the provider could not be reached, or broke off"),
+    "upstream_rate_limited": (502, "the provider kept answering 429 through every retry"),
+    "upstream_quota_exhausted": (502, "the provider says the account's quota or money is spent"),
+    "upstream_overloaded": (502, "the provider is overloaded (Anthropic's 529)"),
+    "upstream_server_error": (502, "the provider answered 5xx through every retry"),
+    "upstream_conflict": (502, "the provider answered 409"),
+    "upstream_auth": (502, "the provider refused our key"),
+    "upstream_permission_denied": (502, "the key may not use this model or feature"),
+    "upstream_not_found": (502, "the provider has no such model"),
+    "upstream_too_large": (502, "the request is over the provider's size limit"),
+    "upstream_bad_request": (502, "the provider refused the request as written"),
+    "upstream_provider_error": (502, "the provider's SDK failed without a status"),
+    "configuration_error": (503, "the deployment lacks something it needs (a setting that does not parse, "
+                                 "DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)"),
+    "provider_not_configured": (503, "no model in the chain has its provider's key (or base URL)"),
+    "s3_not_configured": (503, "a presigned upload was asked for but S3_BUCKET is not set"),
+    "model_not_installed": (503, "local/all-minilm-l6-v2 was asked for but its optional packages are not installed"),
+    "service_unavailable": (503, "the database or another dependency cannot be reached"),
+    "upstream_timeout": (504, "the provider did not answer in time"),
+}

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lower ranks are imported by higher ones, never the reverse; equal ranks may not import each other.
 RANK = {
-    "config": 0, "errors": 0, "logs": 0, "tokens": 0, "deadline": 0,
+    "config": 0, "errors": 0, "logs": 0, "tokens": 0, "deadline": 0, "shapes": 0,
     "db": 1, "web": 1,
     "providers": 2,
     "gateway": 3, "ingest": 3,

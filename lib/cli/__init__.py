@@ -228,6 +228,16 @@ def _health(args: Any) -> int:
     return 0 if report["status"] == "ok" else 1
 
 
+@command("openapi", "print the OpenAPI 3.1 document of every api/*.py function (openapi.json)")
+def _openapi(args: Any) -> int:
+    from lib.cli.server import discover_functions
+    from lib.db.health import VERSION
+    from lib.web.openapi import document_json, openapi_document
+
+    sys.stdout.write(document_json(openapi_document(discover_functions(), version=VERSION)))
+    return 0
+
+
 def _load_plugins() -> None:
     """Modules that add subcommands (ingestion, retrieval) register them on import."""
     import importlib

@@ -166,6 +166,12 @@ class _Route:
     model: Any  # a pydantic model class, any type pydantic validates (a union of models), or None
     multipart: bool
     adapter: Any = None  # the pydantic TypeAdapter for a `model` that is not a model class
+    # What the route answers, for the OpenAPI document only (lib/web/openapi.py); never read on a
+    # request. Models may be named "module:Name" so the function's cold start does not import them.
+    responses: dict[int, Any] = field(default_factory=dict)  # status -> model
+    streams: dict[str, Any] = field(default_factory=dict)  # ui | text | events -> model of its data
+    errors: tuple[int, ...] = ()  # statuses beyond those every route of its kind can answer
+    headers: dict[str, str] = field(default_factory=dict)  # response header -> what it says
 
 
 # --- the endpoint ---------------------------------------------------------------------------
@@ -185,26 +191,38 @@ class Endpoint:
         self.max_body_bytes = max_body_bytes
         self.routes: dict[str, _Route] = {}
 
-    def route(self, method: str, model: Any = None, *, multipart: bool = False):
+    def route(self, method: str, model: Any = None, *, multipart: bool = False, response: Any = None,
+              streams: dict[str, Any] | None = None, errors: tuple[int, ...] = (),
+              headers: dict[str, str] | None = None):
         """Register the handler of `method`. `model` validates what the method carries: the JSON
         or multipart body of a POST, the query string of a GET, both for a DELETE (a body's fields
         win). A blank query parameter (`?limit=`) counts as absent, as HTML forms send it. Without a
-        model the handler gets the raw dict."""
+        model the handler gets the raw dict.
+
+        The rest documents the route in the OpenAPI document: `response` is the model of a 200
+        (or `{status: model}`), `streams` the streamed forms it can answer with instead
+        (`ui`: the AI SDK UI message stream, with the model of `finish.messageMetadata`; `text`:
+        plain text; `events`: server-sent JSON events, with their model), `errors` the statuses
+        it can answer beyond those of every route (see lib/web/openapi.py), and `headers` the
+        response headers it adds."""
 
         def register(handler: Handler) -> Handler:
-            self.routes[method.upper()] = _Route(handler, model, multipart)
+            self.routes[method.upper()] = _Route(
+                handler, model, multipart,
+                responses=response if isinstance(response, dict) else ({200: response} if response else {}),
+                streams=dict(streams or {}), errors=tuple(errors), headers=dict(headers or {}))
             return handler
 
         return register
 
-    def get(self, model: Any = None):
-        return self.route("GET", model)
+    def get(self, model: Any = None, **documented: Any):
+        return self.route("GET", model, **documented)
 
-    def post(self, model: Any = None, *, multipart: bool = False):
-        return self.route("POST", model, multipart=multipart)
+    def post(self, model: Any = None, *, multipart: bool = False, **documented: Any):
+        return self.route("POST", model, multipart=multipart, **documented)
 
-    def delete(self, model: Any = None):
-        return self.route("DELETE", model)
+    def delete(self, model: Any = None, **documented: Any):
+        return self.route("DELETE", model, **documented)
 
     # ASGI entry point
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

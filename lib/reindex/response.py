@@ -1,0 +1,30 @@
+"""What `GET /api/reindex` (the cron) answers: what one bounded run did.
+
+A documentation model (see lib/shapes.py): the run's report is a plain dict, and the tests
+hold real answers to this.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lib.shapes import Shape
+
+
+class ReindexJob(Shape):
+    id: int
+    kind: str = Field(description="refresh_source, reembed or switch_model")
+    document_id: str | None
+    namespace: str
+    outcome: str
+
+
+class ReindexReport(Shape):
+    processed: int
+    remaining: int = Field(description="jobs left for the next run")
+    planned: int = Field(description="jobs this run added to the queue")
+    failed: int
+    orphans_removed: int
+    outcomes: dict[str, int]
+    jobs: list[ReindexJob]
+    duration_s: float

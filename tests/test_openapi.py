@@ -1,0 +1,290 @@
+"""The OpenAPI document: committed and fresh, valid OpenAPI 3.1, every function and method in it
+with no list to keep, every error code documented, and real answers of the live server (JSON,
+streams and errors) valid against the committed document's own schemas."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from typing import Any, get_args
+
+import pytest
+
+from lib import errors
+from lib.cli.server import API_DIR, discover_functions
+from lib.db.health import VERSION
+from lib.web import Endpoint, Request
+from lib.web.openapi import document_json, openapi_document
+from tests.conftest import ROOT
+
+COMMITTED = ROOT / "openapi.json"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return json.loads(COMMITTED.read_text())
+
+
+def test_the_committed_document_is_the_one_the_models_make() -> None:
+    fresh = document_json(openapi_document(discover_functions(), version=VERSION))
+    assert COMMITTED.read_text() == fresh, (
+        "openapi.json is stale: run `.venv/bin/python -m lib.cli openapi > openapi.json` "
+        "(and `make client-types` for clients/typescript/schema.d.ts)")
+
+
+def test_the_command_line_prints_it() -> None:
+    done = subprocess.run([sys.executable, "-m", "lib.cli", "openapi"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == COMMITTED.read_text()
+
+
+def test_it_is_valid_openapi_3_1(document) -> None:
+    from openapi_spec_validator import validate
+
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+def test_every_function_and_method_is_in_it(document) -> None:
+    names = {p.stem for p in API_DIR.glob("*.py") if not p.name.startswith("_")}
+    assert {f"/api/{name}" for name in names} == set(document["paths"])
+    for name, app in discover_functions().items():
+        assert set(document["paths"][f"/api/{name}"]) == {m.lower() for m in app.routes}, name
+        for method, operation in document["paths"][f"/api/{name}"].items():
+            assert operation["summary"] and operation["operationId"] == f"{method}_{name}"
+            assert "500" in operation["responses"] and "200" in operation["responses"]
+
+
+def test_a_new_function_is_documented_with_no_registration() -> None:
+    from pydantic import BaseModel
+
+    class EchoQuery(BaseModel):
+        word: str
+
+    class Echoed(BaseModel):
+        word: str
+
+    app = Endpoint("echo")
+
+    @app.get(EchoQuery, response=Echoed)
+    async def echo(request: Request, query: EchoQuery) -> dict:
+        """Say it back."""
+        return {"word": query.word}
+
+    @app.post(EchoQuery, streams={"text": None})
+    async def shout(request: Request, body: EchoQuery) -> dict:
+        return {"word": body.word.upper()}
+
+    doc = openapi_document({"echo": app}, version="0")
+    paths = doc["paths"]["/api/echo"]
+    assert paths["get"]["summary"] == "Say it back."
+    assert paths["get"]["parameters"][0]["name"] == "word" and paths["get"]["parameters"][0]["required"]
+    assert paths["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Echoed"}
+    assert "text/plain; charset=utf-8" in paths["post"]["responses"]["200"]["content"]
+    assert {"401", "422", "413"} <= set(paths["post"]["responses"])
+
+
+def test_streams_are_documented_with_their_content_types_and_header(document) -> None:
+    for name in ("ai_execute", "rag"):
+        ok = document["paths"][f"/api/{name}"]["post"]["responses"]["200"]
+        assert {"application/json", "text/event-stream", "text/plain; charset=utf-8"} <= set(ok["content"])
+        assert ok["headers"]["x-vercel-ai-ui-message-stream"] == {"$ref": "#/components/headers/UIMessageStream"}
+    assert document["components"]["headers"]["UIMessageStream"]["schema"]["const"] == "v1"
+    upload = document["paths"]["/api/upload"]["post"]
+    assert "multipart/form-data" in upload["requestBody"]["content"]
+    assert upload["responses"]["200"]["content"]["text/event-stream"]["x-event"] == {
+        "$ref": "#/components/schemas/UploadEvent"}
+
+
+def test_every_error_code_lib_sends_is_documented_with_its_status() -> None:
+    """Every `code="..."` given to an ApiError in lib/ and api/, each class's own code, and every
+    provider failure kind (as upstream_<kind>) is in lib.errors.CODES, at the status it is sent with."""
+    classes = {name: cls for name, cls in vars(errors).items()
+               if isinstance(cls, type) and issubclass(cls, errors.ApiError)}
+    sent: dict[str, int] = {cls.code: cls.status for cls in classes.values()}
+    for path in [*sorted((ROOT / "lib").rglob("*.py")), *sorted(API_DIR.glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            cls = classes.get(called)
+            code = next((k.value for k in node.keywords if k.arg == "code"), None)
+            if cls is None or not isinstance(code, ast.Constant) or not isinstance(code.value, str):
+                continue
+            status = next((k.value.value for k in node.keywords if k.arg == "status"
+                           and isinstance(k.value, ast.Constant)), cls.status)
+            sent[code.value] = status
+    from lib.providers.exceptions import Kind
+
+    for kind in get_args(Kind):
+        sent[f"upstream_{kind}"] = 504 if kind == "timeout" else 502
+    missing = {code: status for code, status in sent.items() if errors.CODES.get(code, (None,))[0] != status}
+    assert missing == {}, f"add these to lib.errors.CODES with their status: {missing}"
+
+
+def test_function_modules_do_not_import_the_documentation_models() -> None:
+    code = ("import sys, importlib\n"
+            f"for name in {sorted(p.stem for p in API_DIR.glob('*.py') if not p.name.startswith('_'))!r}:\n"
+            "    importlib.import_module('api.' + name)\n"
+            "print(sorted(m for m in sys.modules if m.endswith('.response') or m in ('lib.shapes', 'lib.web.openapi')))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# --- the live server's answers against the committed document ------------------------------------
+
+
+class Contract:
+    """Validates bodies against the committed document's schemas, $refs and all."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        from jsonschema import Draft202012Validator
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT202012
+
+        self.document = document
+        self.registry = Registry().with_resource("urn:openapi", Resource.from_contents(
+            document, default_specification=DRAFT202012))
+        self.validator = Draft202012Validator
+
+    def schema_for(self, path: str, method: str, status: int, media: str = "application/json") -> dict:
+        response = self.document["paths"][path][method]["responses"][str(status)]
+        return response["content"][media]
+
+    def check(self, body: Any, schema: dict[str, Any]) -> None:
+        ref = schema.get("$ref")
+        wrapped = {"$ref": "urn:openapi" + ref} if ref else self._absolute(schema)
+        validator = self.validator(wrapped, registry=self.registry)
+        problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
+        assert problems == [], problems
+
+    def _absolute(self, schema: Any) -> Any:
+        if isinstance(schema, dict):
+            return {k: ("urn:openapi" + v if k == "$ref" else self._absolute(v)) for k, v in schema.items()}
+        if isinstance(schema, list):
+            return [self._absolute(v) for v in schema]
+        return schema
+
+    def check_response(self, response: Any, path: str, method: str) -> None:
+        """A JSON answer (success or error) against its operation's schema for that status."""
+        operation = self.document["paths"][path][method]
+        assert str(response.status_code) in operation["responses"], (
+            f"{method.upper()} {path} answered {response.status_code}, which the document does not list")
+        media = self.schema_for(path, method, response.status_code)
+        assert response.headers["content-type"].startswith("application/json")
+        self.check(response.json(), media["schema"])
+        assert response.headers["x-request-id"]
+
+
+def sse_data(body: bytes) -> list[Any]:
+    events = []
+    for block in body.decode().split("\n\n"):
+        if block.startswith("data: ") and block != "data: [DONE]":
+            events.append(json.loads(block[len("data: "):]))
+    return events
+
+
+@pytest.fixture(scope="module")
+def contract(document) -> Contract:
+    return Contract(document)
+
+
+def test_health_answers_as_documented(client, contract) -> None:
+    contract.check_response(client.get("/api/health"), "/api/health", "get")
+
+
+def test_ai_execute_answers_as_documented(client, contract) -> None:
+    contract.check_response(client.post("/api/ai_execute", json={"prompt": "hi", "model": "local/echo",
+                                                                 "metadata": {"a": 1}}), "/api/ai_execute", "post")
+    contract.check_response(client.post("/api/ai_execute", json={
+        "prompt": "hi", "model": "local/echo", "response_format": {"type": "json_object"}}), "/api/ai_execute", "post")
+    contract.check_response(client.post("/api/ai_execute", json={"prompt": "hi", "model": "nobody/x"}),
+                            "/api/ai_execute", "post")
+    contract.check_response(client.post("/api/ai_execute", content=b"{", headers={"content-type": "application/json"}),
+                            "/api/ai_execute", "post")
+    contract.check_response(client.post("/api/ai_execute", content=b"x", headers={"content-type": "text/csv"}),
+                            "/api/ai_execute", "post")
+    streamed = client.post("/api/ai_execute", json={"prompt": "hi", "model": "local/echo", "stream": True})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    finish = [e for e in sse_data(streamed.content) if e["type"] == "finish"][0]
+    media = contract.schema_for("/api/ai_execute", "post", 200, "text/event-stream")
+    contract.check(finish["messageMetadata"], media["x-message-metadata"])
+    text = client.post("/api/ai_execute", json={"prompt": "hi", "model": "local/echo", "stream": True,
+                                                "protocol": "text"})
+    assert text.headers["content-type"] == "text/plain; charset=utf-8" and "hi" in text.text
+    assert "text/plain; charset=utf-8" in contract.document["paths"]["/api/ai_execute"]["post"]["responses"]["200"][
+        "content"]
+
+
+def test_ai_execute_with_tools_and_fallbacks_answers_as_documented(client, contract, fake_provider) -> None:
+    from tests.fakes.provider_server import Reply
+
+    fake_provider.queue(Reply(status=500), Reply(status=500), Reply(status=500),
+                        Reply(text="ok", tool_calls=[{"id": "c1", "name": "get_time", "arguments": {}}]))
+    r = client.post("/api/ai_execute", json={
+        "prompt": "time?", "model": "openai/gpt-4o-mini", "fallbacks": ["anthropic/claude-haiku-4-5"],
+        "tools": [{"name": "get_time", "parameters": {"type": "object", "properties": {}}}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["message"]["tool_calls"] and len(r.json()["attempts"]) == 4
+    contract.check_response(r, "/api/ai_execute", "post")
+    fake_provider.queue(*[Reply(status=401)] * 3)
+    failed = client.post("/api/ai_execute", json={"prompt": "x", "model": "openai/gpt-4o-mini"})
+    assert failed.status_code == 502
+    contract.check_response(failed, "/api/ai_execute", "post")
+
+
+def test_embeddings_answer_as_documented(client, contract) -> None:
+    for body in ({"input": ["a", "b"]}, {"input": "a", "encoding_format": "base64"}, {"input": []},
+                 {"input": "a", "model": "nobody/x"}):
+        contract.check_response(client.post("/api/embeddings", json=body), "/api/embeddings", "post")
+
+
+def test_upload_answers_as_documented(client, contract) -> None:
+    note = {"filename": "contract.md", "content": "# Contract\n\nThe warranty lasts two years.", "namespace": "contract"}
+    indexed = client.post("/api/upload", json=note)
+    assert indexed.status_code == 200, indexed.text
+    contract.check_response(indexed, "/api/upload", "post")
+    streamed = client.post("/api/upload", json={**note, "content": note["content"] + " Really.", "stream": True})
+    events = sse_data(streamed.content)
+    assert events[-1]["type"] == "result"
+    event_schema = contract.schema_for("/api/upload", "post", 200, "text/event-stream")["x-event"]
+    for event in events:
+        contract.check(event, event_schema)
+    contract.check_response(client.get("/api/upload", params={"namespace": "contract"}), "/api/upload", "get")
+    contract.check_response(client.get("/api/upload", params={"limit": "many"}), "/api/upload", "get")
+    contract.check_response(client.post("/api/upload", files={"file": ("x.bin", b"\x00\x01\x02")}), "/api/upload", "post")
+    document_id = indexed.json()["document_id"]
+    contract.check_response(client.delete("/api/upload", params={"namespace": "contract", "document_id": document_id}),
+                            "/api/upload", "delete")
+    contract.check_response(client.delete("/api/upload", params={"namespace": "contract", "document_id": document_id}),
+                            "/api/upload", "delete")
+
+
+def test_rag_answers_as_documented(client, contract) -> None:
+    client.post("/api/upload", json={"filename": "kettle.md", "namespace": "contract-rag",
+                                     "content": "# Warranty\n\nEvery kettle has a warranty of two years."})
+    ask = {"query": "How long is the kettle warranty?", "namespace": "contract-rag"}
+    answered = client.post("/api/rag", json=ask)
+    assert answered.json()["citations"], answered.text
+    contract.check_response(answered, "/api/rag", "post")
+    contract.check_response(client.post("/api/rag", json={**ask, "answer": False}), "/api/rag", "post")
+    contract.check_response(client.post("/api/rag", json={**ask, "top_k": 0}), "/api/rag", "post")
+    contract.check_response(client.post("/api/rag", json={**ask, "conversation_id": "nobody's"}), "/api/rag", "post")
+    streamed = client.post("/api/rag", json={"namespace": "contract-rag", "messages": [
+        {"id": "m1", "role": "user", "parts": [{"type": "text", "text": ask["query"]}]}]})
+    assert streamed.headers["x-vercel-ai-ui-message-stream"] == "v1" and streamed.headers["x-conversation-id"]
+    finish = [e for e in sse_data(streamed.content) if e["type"] == "finish"][0]
+    contract.check(finish["messageMetadata"],
+                   contract.schema_for("/api/rag", "post", 200, "text/event-stream")["x-message-metadata"])
+
+
+def test_reindex_answers_as_documented(client, contract, env) -> None:
+    contract.check_response(client.get("/api/reindex"), "/api/reindex", "get")
+    env(CRON_SECRET="cron-secret")
+    contract.check_response(client.get("/api/reindex"), "/api/reindex", "get")
