@@ -16,7 +16,8 @@ MAX_INPUTS = 2048  # OpenAI's per-request limit; larger jobs belong to the uploa
 
 
 class EmbeddingsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, json_schema_extra={"examples": [
+        {"input": ["hello", "world"], "model": "local/hash-384"}]})
 
     input: str | list[str]
     model: str | None = Field(None, description="provider/model; default EMBEDDING_MODEL or local/hash-384")

@@ -9,7 +9,7 @@ requirements file is turned into a project for the Python version it selected (f
 once made every deploy install nothing, and every function but health failed to import.
 
 These tests replay that on a copy of what the builder sees (`api/`, `lib/`, `requirements.txt`,
-`vercel.json`, `.python-version`) in an empty folder: `requirements.txt` is installed there with uv
+`vercel.json`, `.python-version`, `openapi.json`) in an empty folder: `requirements.txt` is installed there with uv
 for the interpreter running the tests (binary wheels such as pydantic-core and psycopg-binary are
 version-specific), then each `api/*.py` is imported by a fresh interpreter that sees only that
 folder and the standard library, never this checkout or its `.venv`. Heavy dependencies are
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.install
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the builder reads to choose Python and install dependencies, and the code it ships.
-SHIPPED = ["api", "lib", "requirements.txt", "vercel.json", ".python-version"]
+SHIPPED = ["api", "lib", "requirements.txt", "vercel.json", ".python-version", "openapi.json"]
 # Manifests the builder takes instead of requirements.txt when found in api/ or at the root.
 SHADOWING = ["pyproject.toml", "uv.lock", "pylock.toml", "Pipfile", "Pipfile.lock",
              "requirements.frozen.txt", "requirements-frozen.txt"]

@@ -115,6 +115,12 @@ class ResponseFormatIn(Strict):
 class ExecuteRequest(Strict):
     """What `POST /api/ai_execute` takes."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"prompt": "Name three rivers", "model": "local/echo"},
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
+         "model": "openai/gpt-4o-mini", "fallbacks": ["anthropic/claude-haiku-4-5"], "stream": True},
+    ]})
+
     prompt: str | None = Field(default=None, max_length=1_000_000)
     messages: list[MessageIn] | None = Field(default=None, max_length=MAX_MESSAGES)
     system: str | None = None

@@ -65,6 +65,9 @@ class _Ingest(_Body):
 
 
 class UploadRequest(_Ingest):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"filename": "note.md", "content": "# Note\n\nThe warranty lasts two years.", "namespace": "default"}]})
+
     action: Literal["upload"] = "upload"
     filename: str | None = Field(None, min_length=1, max_length=500)
     content: str | None = None

@@ -31,7 +31,10 @@ class ChatMessage(BaseModel):
 
 
 class RagRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True, json_schema_extra={"examples": [
+        {"query": "How long is the warranty?", "namespace": "default", "top_k": 5},
+        {"query": "warranty", "namespace": "default", "mode": "keyword", "answer": False},
+    ]})
     query: str | None = Field(None, min_length=1, max_length=8000)
     messages: list[ChatMessage] | None = Field(None, min_length=1, max_length=500)
     namespace: Namespace = "default"

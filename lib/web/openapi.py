@@ -21,7 +21,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lib.errors import CODES
 from lib.shapes import Shape
@@ -70,6 +70,17 @@ class ErrorEnvelope(Shape):
     """Every error of every function: this JSON, with the matching HTTP status."""
 
     error: ErrorBody
+
+
+class OpenAPIDocument(BaseModel):
+    """An OpenAPI 3.1 document: this one, as /api/openapi serves it."""
+
+    model_config = ConfigDict(extra="allow", defer_build=True)
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- the document ---------------------------------------------------------------------------------
@@ -194,7 +205,11 @@ def _success(status: int, model: Any, route: _Route | None, module: Any, schemas
     headers: dict[str, Any] = {"x-request-id": {"$ref": "#/components/headers/RequestId"}}
     content: dict[str, Any] = {}
     descriptions = []
-    if model is not None:
+    if isinstance(model, str) and all("/" in part and ":" not in part for part in model.split("|")):
+        for media_type in (part.strip() for part in model.split("|")):  # "text/html | text/javascript"
+            content[media_type] = {"schema": {"type": "string"}}
+            descriptions.append(media_type)
+    elif model is not None:
         content["application/json"] = {"schema": schemas.ref_for(model, module)}
         descriptions.append("JSON")
     for kind, data_model in (route.streams if route else {}).items():
@@ -250,6 +265,7 @@ class _Schemas(dict):
     """components.schemas, filled as models are met; one name, one schema."""
 
     def put(self, name: str, schema: dict[str, Any]) -> None:
+        schema = tidy(schema)
         if name in self and self[name] != schema:
             raise ValueError(f"two different schemas are both named {name!r}: rename one of the models")
         self[name] = schema
@@ -274,7 +290,7 @@ class _Schemas(dict):
         schema = TypeAdapter(_resolve(model)).json_schema(ref_template=REF)
         for sub_name, sub_schema in schema.pop("$defs", {}).items():
             self.put(sub_name, sub_schema)
-        return schema
+        return tidy(schema)
 
     def ref_for(self, model: Any, module: Any) -> dict[str, Any]:
         """A $ref (or an anyOf of them) for a model, a union, or "module:Name | module:Other"."""
@@ -282,6 +298,35 @@ class _Schemas(dict):
             return {"anyOf": [self.ref_for(part.strip(), module) for part in model.split("|")]}
         resolved = _resolve(model)
         return self.add(resolved, _name_of(model, module))
+
+
+_SUBSCHEMA = ("items", "additionalProperties", "not", "contains", "propertyNames")
+_SUBSCHEMAS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs")
+
+
+def tidy(schema: Any) -> Any:
+    """pydantic's JSON Schema, as a reader (and openapi-typescript) wants it: no generated titles
+    (the names say it), and an optional value as `type: [T, "null"]` rather than an anyOf."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: value for key, value in schema.items() if key != "title"}
+    for key in _SUBSCHEMA:
+        if isinstance(out.get(key), dict):
+            out[key] = tidy(out[key])
+    for key in _SUBSCHEMAS:
+        if isinstance(out.get(key), list):
+            out[key] = [tidy(item) for item in out[key]]
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: tidy(value) for name, value in out[key].items()}
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = options[0] if options[1] == {"type": "null"} else options[1]
+        if isinstance(other.get("type"), str) and not set(other) & {*out, "const", "enum"}:
+            del out["anyOf"]
+            out = {**other, "type": [other["type"], "null"], **out}
+    return out
 
 
 def _resolve(model: Any) -> Any:
