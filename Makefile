@@ -10,7 +10,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup dev test lint bench bench-full load node-deps clean
+.PHONY: setup dev test lint bench bench-full load node-deps client-types clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,13 +22,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed
 
-# The AI SDK's own stream parser, for the tests that check our streams against it (needs npm).
-tests/node/node_modules/.installed: tests/node/package.json
-	@if command -v npm >/dev/null 2>&1; then \
-		cd tests/node && npm install --no-audit --no-fund --silent && mkdir -p node_modules && touch node_modules/.installed; \
-	else echo "npm not found: stream-protocol tests against the ai package will be skipped"; fi
+# Node packages for the tests that need them (each folder installs exactly its lockfile; npm's cache
+# makes a second install fast): tests/node, the AI SDK's own stream parser and puppeteer-core;
+# clients/typescript, its type generator and tsc. Without npm those tests are skipped and say so.
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 
-node-deps: tests/node/node_modules/.installed
+%/node_modules/.installed: %/package.json %/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $* && $(NPM_CI) && touch node_modules/.installed; \
+	else echo "npm not found: the tests that need $* will be skipped"; fi
+
+node-deps: tests/node/node_modules/.installed clients/typescript/node_modules/.installed
+
+# After a model changes: openapi.json and the TypeScript types generated from it.
+client-types: setup clients/typescript/node_modules/.installed
+	$(PY) -m lib.cli openapi > openapi.json
+	cd clients/typescript && npm run --silent generate
 
 # The command line reads .env itself (variables already set win), as Next.js does for its own.
 # The port is PORT (from the environment, `make dev PORT=9000` or .env), else 8000.
@@ -53,4 +62,4 @@ load: setup
 	$(PY) bench/run.py --only load
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/node/node_modules
+	rm -rf $(VENV) .pytest_cache tests/node/node_modules clients/typescript/node_modules
