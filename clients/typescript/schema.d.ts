@@ -732,10 +732,10 @@ export interface components {
             /** @default 5 */
             top_k?: number;
             /**
-             * @default hybrid
+             * @default auto
              * @enum {string}
              */
-            mode?: "hybrid" | "keyword" | "vector";
+            mode?: "auto" | "hybrid" | "keyword" | "vector";
             /**
              * @default weighted
              * @enum {string}
