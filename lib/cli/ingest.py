@@ -89,11 +89,11 @@ def source_name(path: Path) -> str:
 class ProgressBar:
     """One line redrawn in place on a terminal; one line per file otherwise (CI logs)."""
 
-    def __init__(self, total: int, stream: Any = sys.stderr) -> None:
+    def __init__(self, total: int, stream: Any = None) -> None:
         self.total = total
         self.done = 0
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr  # the stderr of now, not of when this module was imported
+        self.tty = self.stream.isatty()
 
     def update(self, name: str, status: str, chunks: int) -> None:
         self.done += 1
