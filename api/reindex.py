@@ -12,7 +12,7 @@ from lib.web import Endpoint, Request, check_cron_secret
 app = Endpoint("reindex", auth=False)  # the cron secret, not API_KEYS, guards it
 
 
-@app.get(response="lib.reindex.response:ReindexReport", errors=(401,))
+@app.get(response="lib.reindex.response:ReindexReport", errors=(401, 504))
 async def reindex(request: Request, _query: object) -> Any:
     """One bounded run of the reindex queue; Vercel cron sends `Authorization: Bearer $CRON_SECRET`."""
     from lib.reindex import run_reindex

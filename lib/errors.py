@@ -216,5 +216,8 @@ CODES: dict[str, tuple[int, str]] = {
     "s3_not_configured": (503, "a presigned upload was asked for but S3_BUCKET is not set"),
     "model_not_installed": (503, "local/all-minilm-l6-v2 was asked for but its optional packages are not installed"),
     "service_unavailable": (503, "the database or another dependency cannot be reached"),
+    "database_busy": (503, "every database connection is in use, or a lock wait ran out; retry-after says "
+                           "when to try again"),
     "upstream_timeout": (504, "the provider did not answer in time"),
+    "database_timeout": (504, "a database statement ran past its time limit"),
 }

@@ -415,10 +415,12 @@ export interface components {
          *     - `s3_not_configured` (503): a presigned upload was asked for but S3_BUCKET is not set
          *     - `model_not_installed` (503): local/all-minilm-l6-v2 was asked for but its optional packages are not installed
          *     - `service_unavailable` (503): the database or another dependency cannot be reached
+         *     - `database_busy` (503): every database connection is in use, or a lock wait ran out; retry-after says when to try again
          *     - `upstream_timeout` (504): the provider did not answer in time
+         *     - `database_timeout` (504): a database statement ran past its time limit
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "upstream_timeout";
+        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
         /** @description In a 422's `details`: one bad field. */
         ErrorDetail: {
             /** @description dotted path of the field: `messages.0.content`, `top_k`, `body` */
@@ -1225,6 +1227,7 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
                 headers: {
@@ -1239,6 +1242,7 @@ export interface operations {
              * @description Provider timed out
              *
              *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
              */
             504: {
                 headers: {
@@ -1331,6 +1335,7 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
                 headers: {
@@ -1510,6 +1515,7 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
                 headers: {
@@ -1524,6 +1530,7 @@ export interface operations {
              * @description Provider timed out
              *
              *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
              */
             504: {
                 headers: {
@@ -1622,6 +1629,7 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
                 headers: {
@@ -1850,6 +1858,7 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
                 headers: {
@@ -1864,6 +1873,7 @@ export interface operations {
              * @description Provider timed out
              *
              *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
              */
             504: {
                 headers: {
@@ -1931,8 +1941,24 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Provider timed out
+             *
+             *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
+             */
+            504: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -2055,8 +2081,24 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Provider timed out
+             *
+             *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
+             */
+            504: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -2257,6 +2299,7 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
                 headers: {
@@ -2271,6 +2314,7 @@ export interface operations {
              * @description Provider timed out
              *
              *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
              */
             504: {
                 headers: {
@@ -2440,8 +2484,24 @@ export interface operations {
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Provider timed out
+             *
+             *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
+             */
+            504: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
