@@ -24,7 +24,8 @@ setup: $(VENV)/.installed
 
 # Node packages for the tests that need them (each folder installs exactly its lockfile; npm's cache
 # makes a second install fast): tests/node, the AI SDK's own stream parser and puppeteer-core;
-# clients/typescript, its type generator and tsc. Without npm those tests are skipped and say so.
+# clients/typescript, its type generator and tsc; examples/nextjs, the example app (Next.js, the AI
+# SDK and the client). Without npm those tests are skipped and say so.
 NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 
 %/node_modules/.installed: %/package.json %/package-lock.json
@@ -32,7 +33,12 @@ NPM_CI := npm ci --no-audit --no-fund --loglevel=error
 		cd $* && $(NPM_CI) && touch node_modules/.installed; \
 	else echo "npm not found: the tests that need $* will be skipped"; fi
 
-node-deps: tests/node/node_modules/.installed clients/typescript/node_modules/.installed
+node-deps: tests/node/node_modules/.installed clients/typescript/node_modules/.installed \
+	examples/nextjs/node_modules/.installed
+
+# examples/nextjs installs a copy of the client (install-links): a changed client means a new copy.
+examples/nextjs/node_modules/.installed: clients/typescript/package.json clients/typescript/index.ts \
+	clients/typescript/schema.d.ts
 
 # After a model changes: openapi.json and the TypeScript types generated from it.
 client-types: setup clients/typescript/node_modules/.installed
@@ -62,4 +68,5 @@ load: setup
 	$(PY) bench/run.py --only load
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/node/node_modules clients/typescript/node_modules
+	rm -rf $(VENV) .pytest_cache tests/node/node_modules clients/typescript/node_modules \
+		examples/nextjs/node_modules examples/nextjs/.next

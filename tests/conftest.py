@@ -130,11 +130,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app) -> Iterator[str]:
-    """Run an ASGI app with uvicorn in a thread on a free loopback port; yields its base URL."""
+def serve_asgi(app, port: int | None = None) -> Iterator[str]:
+    """Run an ASGI app with uvicorn in a thread on a loopback port (`port`, else a free one);
+    yields its base URL."""
     import uvicorn
 
-    port = _free_port()
+    port = port or _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -29,10 +29,14 @@ export async function withBrowser(use, { width = 1280, height = 1000 } = {}) {
 }
 
 /** Collects console errors, page errors, failed requests and HTTP errors of a page into `problems`.
- * `expected(url, status)` may excuse responses a test provokes on purpose. */
+ * `expected(url, status)` may excuse the error responses a test provokes on purpose, and with
+ * them the "Failed to load resource" line chromium logs for each. */
 export function watchProblems(page, problems, expected = () => false) {
   page.on("console", (message) => {
-    if (message.type() === "error") problems.push("console: " + message.text());
+    if (message.type() !== "error") return;
+    const status = /status of (\d{3})/.exec(message.text())?.[1];
+    if (status && expected(message.location()?.url ?? "", Number(status))) return;
+    problems.push("console: " + message.text());
   });
   page.on("pageerror", (error) => problems.push("page error: " + error.message));
   page.on("requestfailed", (request) => {
