@@ -9,9 +9,9 @@ from lib.web import Endpoint, Request
 app = Endpoint("ai_execute")
 
 
-@app.post(AssistantRequest, response="lib.gateway.response:ExecuteResponse",
-          streams={"ui": "lib.gateway.response:ChatMessageMetadata", "text": None},
-          errors=(402, 429, 502, 504))
+@app.post(AssistantRequest, response="lib.assistant.response:ExecuteResponse",
+          streams={"ui": "lib.assistant.response:ChatMessageMetadata", "text": None},
+          errors=(402, 404, 429, 502, 504), headers={"x-conversation-id": "the stored chat (streamed answers)"})
 async def ai_execute(request: Request, body: AssistantRequest) -> object:
     """Run a prompt or a conversation: JSON, or streamed (`stream: true`, or any useChat body)."""
     body, served = await serve_execute(request, body)  # a stored `template` and `experiment` variant, if named
@@ -22,15 +22,18 @@ async def ai_execute(request: Request, body: AssistantRequest) -> object:
     return await execute(request, body, call, ctx, served=served.fields)
 
 
-@app.get(ChatsQuery)
+@app.get(ChatsQuery, response="lib.assistant.response:StoredChat | lib.assistant.response:ChatList",
+         errors=(404, 504))
 async def chats(request: Request, query: ChatsQuery) -> object:
+    """The caller's stored chats; with `conversation_id`, one of them as UI messages."""
     from lib.assistant.http import read_chats
 
     return await read_chats(request, query)
 
 
-@app.delete(ChatRef)
+@app.delete(ChatRef, response="lib.assistant.response:DeletedChat", errors=(404, 504))
 async def delete_chat(request: Request, query: ChatRef) -> object:
+    """Delete one stored chat."""
     from lib.assistant.http import delete_chat
 
     return await delete_chat(request, query)

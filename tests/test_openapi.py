@@ -222,6 +222,22 @@ def test_ai_execute_answers_as_documented(client, contract) -> None:
         "content"]
 
 
+def test_stored_chats_answer_as_documented(client, contract) -> None:
+    stored = client.post("/api/ai_execute", json={"prompt": "remember me", "model": "local/echo",
+                                                  "conversation_id": "contract-chat", "store": True})
+    contract.check_response(stored, "/api/ai_execute", "post")
+    assert stored.json()["conversation_id"] == "contract-chat"
+    contract.check_response(client.get("/api/ai_execute"), "/api/ai_execute", "get")
+    one = client.get("/api/ai_execute", params={"conversation_id": "contract-chat"})
+    assert one.json()["messages"], one.text
+    contract.check_response(one, "/api/ai_execute", "get")
+    contract.check_response(client.delete("/api/ai_execute", params={"conversation_id": "contract-chat"}),
+                            "/api/ai_execute", "delete")
+    gone = client.delete("/api/ai_execute", params={"conversation_id": "contract-chat"})
+    assert gone.status_code == 404
+    contract.check_response(gone, "/api/ai_execute", "delete")
+
+
 def test_ai_execute_with_tools_and_fallbacks_answers_as_documented(client, contract, fake_provider) -> None:
     from tests.fakes.provider_server import Reply
 

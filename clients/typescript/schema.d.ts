@@ -11,11 +11,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** The caller's stored chats; with `conversation_id`, one of them as UI messages. */
+        get: operations["get_ai_execute"];
         put?: never;
         /** Run a prompt or a conversation: JSON, or streamed (`stream: true`, or any useChat body). */
         post: operations["post_ai_execute"];
-        delete?: never;
+        /** Delete one stored chat. */
+        delete: operations["delete_ai_execute"];
         options?: never;
         head?: never;
         patch?: never;
@@ -149,6 +151,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A message the answer added, in the OpenAI shape: send them back to go on after a client tool. */
+        AddedMessage: {
+            /** @enum {string} */
+            role: "assistant" | "tool";
+            content: string;
+            /** @default null */
+            tool_calls?: components["schemas"]["ToolCall"][] | null;
+            /** @default null */
+            tool_call_id?: string | null;
+        };
         /**
          * @description `finish.messageMetadata` of a rag UI message stream (`message.metadata` in useChat). Each
          *     citation also arrives as a `source-document` part (`source-url` for web addresses).
@@ -190,6 +202,87 @@ export interface components {
             /** @default null */
             tool_calls?: components["schemas"]["ToolCall"][] | null;
         };
+        /**
+         * @description `POST /api/ai_execute`: the model call (`ExecuteRequest`) and what the assistant adds.
+         * @example {
+         *       "model": "local/echo",
+         *       "prompt": "Name three rivers"
+         *     }
+         * @example {
+         *       "fallbacks": [
+         *         "anthropic/claude-haiku-4-5"
+         *       ],
+         *       "messages": [
+         *         {
+         *           "content": "Be brief.",
+         *           "role": "system"
+         *         },
+         *         {
+         *           "content": "Capital of France?",
+         *           "role": "user"
+         *         }
+         *       ],
+         *       "model": "openai/gpt-4o-mini",
+         *       "stream": true
+         *     }
+         */
+        AssistantRequest: {
+            /** @default null */
+            prompt?: string | null;
+            /** @default null */
+            messages?: components["schemas"]["MessageIn"][] | null;
+            /** @default null */
+            system?: string | null;
+            /** @default null */
+            model?: string | null;
+            fallbacks?: string[];
+            /** @default null */
+            temperature?: number | null;
+            /** @default null */
+            max_tokens?: number | null;
+            /** @default null */
+            stop?: string | string[] | null;
+            /** @default null */
+            tools?: components["schemas"]["ToolIn"][] | null;
+            /** @default null */
+            tool_choice?: ("auto" | "none" | "required") | components["schemas"]["NamedToolChoice"] | null;
+            /** @default null */
+            response_format?: components["schemas"]["ResponseFormatIn"] | null;
+            /** @default null */
+            user?: string | null;
+            /** @default null */
+            metadata?: {
+                [key: string]: unknown;
+            } | null;
+            /** @default null */
+            stream?: boolean | null;
+            /**
+             * @default ui
+             * @enum {string}
+             */
+            protocol?: "ui" | "text";
+            /** @default null */
+            cache?: boolean | null;
+            /** @default null */
+            id?: string | null;
+            /** @default null */
+            trigger?: ("submit-message" | "regenerate-message") | null;
+            /** @default null */
+            messageId?: string | null;
+            /** @default null */
+            message?: components["schemas"]["MessageIn"] | null;
+            /** @default null */
+            conversation_id?: string | null;
+            /** @default default */
+            namespace?: string;
+            /** @default null */
+            store?: boolean | null;
+            server_tools?: ("search_documents" | "fetch_document")[];
+            /** @default 5 */
+            max_steps?: number;
+            /** @default null */
+            context?: ("drop" | "summarize") | null;
+        };
         /** @description One try of one model: the retries and fallbacks that led to the answer. */
         Attempt: {
             model: string;
@@ -205,6 +298,13 @@ export interface components {
             /** @default null */
             message?: string | null;
         };
+        /** @description `GET` without `conversation_id`: the caller's chats, the most recently active first. */
+        ChatList: {
+            namespace: string;
+            conversations: components["schemas"]["ChatSummary"][];
+            limit: number;
+            offset: number;
+        };
         /** @description A `useChat` UIMessage (text parts are read; other parts are ignored) or `{role, content}`. */
         ChatMessage: {
             /** @enum {string} */
@@ -217,7 +317,7 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** @description `finish.messageMetadata` of an ai_execute UI message stream (`message.metadata` in useChat). */
+        /** @description `finish.messageMetadata` of the UI message stream (`message.metadata` in useChat). */
         ChatMessageMetadata: {
             /** @enum {string} */
             finishReason: "stop" | "length" | "tool-calls" | "content-filter" | "error" | "other";
@@ -227,6 +327,26 @@ export interface components {
             costUsd: number | null;
             latencyMs: number;
             cached: boolean;
+            steps: number;
+            context: components["schemas"]["ContextReport"];
+            /** @default null */
+            conversationId?: string | null;
+            /** @default null */
+            citations?: components["schemas"]["Citation"][] | null;
+        };
+        ChatSummary: {
+            conversation_id: string;
+            title: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601 */
+            updated_at: string;
+            turns: number;
+        };
+        ChatSummaryText: {
+            text: string;
+            /** @description how many of the oldest turns it covers */
+            turns: number;
         };
         Citation: {
             /** @description the [n] the answer cites */
@@ -252,6 +372,24 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** @description What was left out of the model's view to fit its context window. */
+        ContextReport: {
+            /** @enum {string} */
+            strategy: "drop" | "summarize";
+            dropped_turns: number;
+            summarized_turns: number;
+            input_tokens_estimate: number;
+            context_window: number;
+            /** @description false when the model's window is a guess */
+            window_known: boolean;
+            /**
+             * @description the summary call(s) of this request, if any
+             * @default null
+             */
+            summary?: components["schemas"]["SummaryCall"] | null;
+            /** @default null */
+            notice?: string | null;
+        };
         DeleteRequest: {
             /** @default default */
             namespace?: string;
@@ -264,6 +402,13 @@ export interface components {
              * @enum {string}
              */
             action: "delete";
+        };
+        DeletedChat: {
+            conversation_id: string;
+            namespace: string;
+            /** @constant */
+            deleted: true;
+            turns: number;
         };
         DeletedDocument: {
             document_id: string;
@@ -386,12 +531,14 @@ export interface components {
          *     - `not_found` (404): no such function, or no such conversation for this caller
          *     - `document_not_found` (404): no document with that id or source in the namespace
          *     - `blob_not_found` (404): nothing was uploaded to the presigned URL under that key
+         *     - `conversation_not_found` (404): no stored chat with that id for this caller in the namespace
          *     - `method_not_allowed` (405): the function does not serve this method; the allow header lists those it does
          *     - `conflict` (409): the request conflicts with the current state
          *     - `payload_too_large` (413): a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES
          *     - `unsupported_media_type` (415): a request content type the function does not take
          *     - `unsupported_document_type` (415): a document type we cannot read (or a binary file sent as text)
          *     - `validation_error` (422): well-formed but wrong: `details` lists each field and what is wrong with it
+         *     - `context_too_long` (422): the conversation's newest turn alone does not fit the model's context window
          *     - `empty_document` (422): the document has no text (a scanned PDF needs OCR, which we do not do)
          *     - `corrupt_document` (422): the file is not a readable document of its type
          *     - `encrypted_document` (422): the PDF is encrypted with a password
@@ -420,7 +567,7 @@ export interface components {
          *     - `database_timeout` (504): a database statement ran past its time limit
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
+        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "conversation_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "context_too_long" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
         /** @description In a 422's `details`: one bad field. */
         ErrorDetail: {
             /** @description dotted path of the field: `messages.0.content`, `top_k`, `body` */
@@ -437,74 +584,9 @@ export interface components {
             error: components["schemas"]["ErrorBody"];
         };
         /**
-         * @description What `POST /api/ai_execute` takes.
-         * @example {
-         *       "model": "local/echo",
-         *       "prompt": "Name three rivers"
-         *     }
-         * @example {
-         *       "fallbacks": [
-         *         "anthropic/claude-haiku-4-5"
-         *       ],
-         *       "messages": [
-         *         {
-         *           "content": "Be brief.",
-         *           "role": "system"
-         *         },
-         *         {
-         *           "content": "Capital of France?",
-         *           "role": "user"
-         *         }
-         *       ],
-         *       "model": "openai/gpt-4o-mini",
-         *       "stream": true
-         *     }
+         * @description The JSON answer (`stream` false, the default for anything but useChat): the last step's
+         *     answer, with the totals of every step.
          */
-        ExecuteRequest: {
-            /** @default null */
-            prompt?: string | null;
-            /** @default null */
-            messages?: components["schemas"]["MessageIn"][] | null;
-            /** @default null */
-            system?: string | null;
-            /** @default null */
-            model?: string | null;
-            fallbacks?: string[];
-            /** @default null */
-            temperature?: number | null;
-            /** @default null */
-            max_tokens?: number | null;
-            /** @default null */
-            stop?: string | string[] | null;
-            /** @default null */
-            tools?: components["schemas"]["ToolIn"][] | null;
-            /** @default null */
-            tool_choice?: ("auto" | "none" | "required") | components["schemas"]["NamedToolChoice"] | null;
-            /** @default null */
-            response_format?: components["schemas"]["ResponseFormatIn"] | null;
-            /** @default null */
-            user?: string | null;
-            /** @default null */
-            metadata?: {
-                [key: string]: unknown;
-            } | null;
-            /** @default null */
-            stream?: boolean | null;
-            /**
-             * @default ui
-             * @enum {string}
-             */
-            protocol?: "ui" | "text";
-            /** @default null */
-            cache?: boolean | null;
-            /** @default null */
-            id?: string | null;
-            /** @default null */
-            trigger?: ("submit-message" | "regenerate-message") | null;
-            /** @default null */
-            messageId?: string | null;
-        };
-        /** @description The JSON answer (`stream` false, the default for anything but useChat). */
         ExecuteResponse: {
             /** @description the request id, also in the x-request-id header */
             id: string;
@@ -512,17 +594,32 @@ export interface components {
             message: components["schemas"]["AssistantMessage"];
             /** @enum {string} */
             finish_reason: "stop" | "length" | "tool_calls" | "content_filter" | "error" | "other";
+            /** @description every step's, added up */
             usage: components["schemas"]["Usage"];
-            /** @description null when the model has no known price */
+            /** @description every step's and any summary's; null when a price is unknown */
             cost_usd: number | null;
             provider: string;
-            /** @description provider/model of the chain that answered */
+            /** @description provider/model of the chain that answered the last step */
             model: string;
             /** @description what the provider says it ran */
             served_model: string;
             latency_ms: number;
             cached: boolean;
+            /** @description every try of every step: retries, fallbacks, skips */
             attempts: components["schemas"]["Attempt"][];
+            steps: components["schemas"]["Step"][];
+            messages: components["schemas"]["AddedMessage"][];
+            context: components["schemas"]["ContextReport"];
+            /** @description the stored chat, when the answer was kept */
+            conversation_id: string | null;
+            message_id: string;
+            /** @description the answer as the assistant UIMessage useChat would hold */
+            ui_message: components["schemas"]["UIMessage"];
+            /**
+             * @description with `server_tools`: the passages the answer cites
+             * @default null
+             */
+            citations?: components["schemas"]["Citation"][] | null;
             /**
              * @description the answer parsed, with a JSON response_format (null when the model broke the format); absent otherwise
              * @default null
@@ -852,6 +949,40 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** @description One model call of the answer; a step ends when the model calls tools the server runs. */
+        Step: {
+            model: string;
+            provider: string;
+            /** @enum {string} */
+            finish_reason: "stop" | "length" | "tool_calls" | "content_filter" | "error" | "other";
+            usage: components["schemas"]["Usage"];
+            cost_usd: number | null;
+            latency_ms: number;
+            cached: boolean;
+            tool_calls: components["schemas"]["ToolCall"][];
+            /** @default null */
+            tool_results?: components["schemas"]["ToolResult"][] | null;
+        };
+        /** @description `GET ?conversation_id=`: one chat as the UIMessages useChat starts from (`messages`). */
+        StoredChat: {
+            conversation_id: string;
+            namespace: string;
+            title: string | null;
+            messages: components["schemas"]["UIMessage"][];
+            summary: components["schemas"]["ChatSummaryText"] | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601 */
+            updated_at: string;
+        };
+        SummaryCall: {
+            model: string;
+            calls: number;
+            usage: {
+                [key: string]: number;
+            };
+            cost_usd: number | null;
+        };
         ToolCall: {
             id: string;
             /** @constant */
@@ -882,6 +1013,29 @@ export interface components {
             description?: string | null;
             /** @default null */
             parameters?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** @description A server tool's run (`server_tools`): its output, or the error the model was shown. */
+        ToolResult: {
+            tool_call_id: string;
+            name: string;
+            /** @default null */
+            output?: unknown;
+            /** @default null */
+            error?: string | null;
+            latency_ms: number;
+        };
+        /** @description An AI SDK UIMessage, as useChat keeps it (`parts`: text, tool, source and step parts). */
+        UIMessage: {
+            id: string;
+            /** @enum {string} */
+            role: "system" | "user" | "assistant";
+            parts: {
+                [key: string]: unknown;
+            }[];
+            /** @default null */
+            metadata?: {
                 [key: string]: unknown;
             } | null;
         };
@@ -1029,6 +1183,166 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    get_ai_execute: {
+        parameters: {
+            query?: {
+                conversation_id?: string | null;
+                namespace?: string;
+                user?: string | null;
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: JSON */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredChat"] | components["schemas"]["ChatList"];
+                };
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Provider timed out
+             *
+             *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
+             */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     post_ai_execute: {
         parameters: {
             query?: never;
@@ -1038,7 +1352,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ExecuteRequest"];
+                "application/json": components["schemas"]["AssistantRequest"];
             };
         };
         responses: {
@@ -1047,6 +1361,8 @@ export interface operations {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     "x-vercel-ai-ui-message-stream": components["headers"]["UIMessageStream"];
+                    /** @description the stored chat (streamed answers) */
+                    "x-conversation-id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1120,6 +1436,23 @@ export interface operations {
                 };
             };
             /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
              * @description Too large
              *
              *     - `payload_too_large`: a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES
@@ -1152,6 +1485,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password
@@ -1255,6 +1589,193 @@ export interface operations {
             };
         };
     };
+    delete_ai_execute: {
+        parameters: {
+            query: {
+                conversation_id: string;
+                namespace?: string;
+                user?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK: JSON */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedChat"];
+                };
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Too large
+             *
+             *     - `payload_too_large`: a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES
+             */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unsupported media type
+             *
+             *     - `unsupported_media_type`: a request content type the function does not take
+             *     - `unsupported_document_type`: a document type we cannot read (or a binary file sent as text)
+             */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Provider timed out
+             *
+             *     - `upstream_timeout`: the provider did not answer in time
+             *     - `database_timeout`: a database statement ran past its time limit
+             */
+            504: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_docs: {
         parameters: {
             query?: {
@@ -1300,6 +1821,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password
@@ -1454,6 +1976,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password
@@ -1740,6 +2263,7 @@ export interface operations {
              *     - `not_found`: no such function, or no such conversation for this caller
              *     - `document_not_found`: no document with that id or source in the namespace
              *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
              */
             404: {
                 headers: {
@@ -1783,6 +2307,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password
@@ -2046,6 +2571,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password
@@ -2195,6 +2721,7 @@ export interface operations {
              *     - `not_found`: no such function, or no such conversation for this caller
              *     - `document_not_found`: no document with that id or source in the namespace
              *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
              */
             404: {
                 headers: {
@@ -2238,6 +2765,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password
@@ -2406,6 +2934,7 @@ export interface operations {
              *     - `not_found`: no such function, or no such conversation for this caller
              *     - `document_not_found`: no document with that id or source in the namespace
              *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
              */
             404: {
                 headers: {
@@ -2449,6 +2978,7 @@ export interface operations {
              * @description Invalid fields
              *
              *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
              *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
              *     - `corrupt_document`: the file is not a readable document of its type
              *     - `encrypted_document`: the PDF is encrypted with a password

@@ -1,4 +1,6 @@
-"""What `POST /api/ai_execute` answers: the JSON body, and `finish.messageMetadata` of its stream.
+"""The pieces of a model call's answer that every function reporting one shares: usage, tool calls,
+the assistant message and the attempts (the whole of `/api/ai_execute`'s answer is in
+lib/assistant/response.py).
 
 Documentation models (see lib/shapes.py): the handler returns plain dicts, and the tests hold
 real answers to these.
@@ -6,7 +8,7 @@ real answers to these.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -51,38 +53,3 @@ class Attempt(Shape):
 
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
-
-
-class ExecuteResponse(Shape):
-    """The JSON answer (`stream` false, the default for anything but useChat)."""
-
-    id: str = Field(description="the request id, also in the x-request-id header")
-    text: str
-    message: AssistantMessage
-    finish_reason: FinishReason
-    usage: Usage
-    cost_usd: float | None = Field(description="null when the model has no known price")
-    provider: str
-    model: str = Field(description="provider/model of the chain that answered")
-    served_model: str = Field(description="what the provider says it ran")
-    latency_ms: float
-    cached: bool
-    attempts: list[Attempt]
-    json_: Any = Field(None, alias="json", description="the answer parsed, with a JSON response_format "
-                       "(null when the model broke the format); absent otherwise")
-    metadata: dict[str, Any] | None = Field(description="the request's metadata, echoed")
-
-
-UIFinishReason = Literal["stop", "length", "tool-calls", "content-filter", "error", "other"]
-
-
-class ChatMessageMetadata(Shape):
-    """`finish.messageMetadata` of an ai_execute UI message stream (`message.metadata` in useChat)."""
-
-    finishReason: UIFinishReason  # noqa: N815 - the AI SDK's spelling
-    model: str
-    provider: str
-    usage: Usage
-    costUsd: float | None  # noqa: N815
-    latencyMs: float  # noqa: N815
-    cached: bool
