@@ -1,6 +1,6 @@
 // Compile-time checks that the generated types say what the functions do (`tsc --noEmit`).
 import { bundleError, createBundleClient, type AnswerMetadata, type ChatMetadata, type ErrorCode,
-  type paths } from "./index";
+  type ExecuteRequest, type paths, type RagRequest } from "./index";
 
 const api = createBundleClient({ baseUrl: "http://127.0.0.1:8000" });
 
@@ -27,4 +27,6 @@ export function metadata(chat: ChatMetadata, answer: AnswerMetadata): [number, s
 }
 
 export const notFound: ErrorCode = "document_not_found";
+export const execute: ExecuteRequest = { prompt: "Hello", model: "local/echo", stream: true };
+export const ask: RagRequest = { query: "warranty", namespace: "docs", top_k: 3 };
 export type Paths = keyof paths;

@@ -15,8 +15,12 @@ export type { components, operations, paths } from "./schema";
 export type Schemas = components["schemas"];
 export type ErrorCode = Schemas["ErrorCode"];
 export type ErrorEnvelope = Schemas["ErrorEnvelope"];
-export type ExecuteRequest = Schemas["ExecuteRequest"];
-export type RagRequest = Schemas["RagRequest"];
+type JsonBody<P extends keyof paths> = paths[P] extends { post: { requestBody?: { content: { "application/json": infer B } } } }
+  ? B : never;
+/** The JSON body of `POST /api/ai_execute` (useChat's transport `body` is part of it). */
+export type ExecuteRequest = JsonBody<"/api/ai_execute">;
+/** The JSON body of `POST /api/rag`. */
+export type RagRequest = JsonBody<"/api/rag">;
 /** `message.metadata` of a useChat message streamed by /api/ai_execute: `useChat<UIMessage<ChatMetadata>>`. */
 export type ChatMetadata = Schemas["ChatMessageMetadata"];
 /** `message.metadata` of a useChat message streamed by /api/rag: citations, conversation, usage. */
