@@ -181,6 +181,7 @@ CODES: dict[str, tuple[int, str]] = {
     "budget_exceeded": (402, "a daily or monthly budget is spent; checked before any provider call"),
     "forbidden": (403, "a valid key used outside its namespaces"),
     "origin_not_allowed": (403, "the Origin is not in ALLOWED_ORIGINS"),
+    "admin_required": (403, "managing prompts and experiments needs an admin key (one with no namespace list)"),
     "byok_disabled": (403, "a provider key was sent in a header while ALLOW_BYOK is off"),
     "key_not_allowed": (403, "an S3 key that was not issued for this namespace"),
     "not_found": (404, "no such function, or no such conversation for this caller"),

@@ -57,6 +57,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GET /api/experiments */
+        get: operations["get_experiments"];
+        put?: never;
+        /** POST /api/experiments */
+        post: operations["post_experiments"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GET /api/feedback */
+        get: operations["get_feedback"];
+        put?: never;
+        /** POST /api/feedback */
+        post: operations["post_feedback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -85,6 +121,24 @@ export interface paths {
         get: operations["get_openapi"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GET /api/prompts */
+        get: operations["get_prompts"];
+        put?: never;
+        /** POST /api/prompts */
+        post: operations["post_prompts"];
         delete?: never;
         options?: never;
         head?: never;
@@ -264,6 +318,10 @@ export interface components {
             /** @default null */
             cache?: boolean | null;
             /** @default null */
+            template?: components["schemas"]["TemplateRef"] | null;
+            /** @default null */
+            experiment?: string | null;
+            /** @default null */
             id?: string | null;
             /** @default null */
             trigger?: ("submit-message" | "regenerate-message") | null;
@@ -298,6 +356,15 @@ export interface components {
             /** @default null */
             message?: string | null;
         };
+        /** @description start (a draft or a paused experiment), pause (a running one), stop (for good). */
+        ChangeStatus: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            action: "pause" | "start" | "stop";
+            name: string;
+        };
         /** @description `GET` without `conversation_id`: the caller's chats, the most recently active first. */
         ChatList: {
             namespace: string;
@@ -316,6 +383,11 @@ export interface components {
             content?: string | null;
         } & {
             [key: string]: unknown;
+        };
+        ChatMessageIn: {
+            /** @enum {string} */
+            role: "system" | "user" | "assistant";
+            content: string;
         };
         /** @description `finish.messageMetadata` of the UI message stream (`message.metadata` in useChat). */
         ChatMessageMetadata: {
@@ -389,6 +461,50 @@ export interface components {
             summary?: components["schemas"]["SummaryCall"] | null;
             /** @default null */
             notice?: string | null;
+        };
+        CreateExperiment: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            action: "create";
+            name: string;
+            /** @default  */
+            description?: string;
+            /**
+             * @default user
+             * @enum {string}
+             */
+            unit?: "user" | "conversation" | "request";
+            /**
+             * @default feedback_score
+             * @enum {string}
+             */
+            metric?: "feedback_score" | "positive_feedback_rate" | "latency" | "cost" | "error_rate";
+            variants: components["schemas"]["VariantIn"][];
+            /** @default null */
+            control?: string | null;
+            /** @default false */
+            start?: boolean;
+        };
+        /** @description A new version of `name` (the first one creates the prompt). */
+        CreatePrompt: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            action: "create";
+            name: string;
+            /** @default null */
+            template?: string | null;
+            /** @default null */
+            messages?: components["schemas"]["ChatMessageIn"][] | null;
+            /** @default null */
+            model?: string | null;
+            params?: components["schemas"]["PromptParams"];
+            labels?: string[];
+            /** @default null */
+            commit_message?: string | null;
         };
         DeleteRequest: {
             /** @default default */
@@ -526,6 +642,7 @@ export interface components {
          *     - `budget_exceeded` (402): a daily or monthly budget is spent; checked before any provider call
          *     - `forbidden` (403): a valid key used outside its namespaces
          *     - `origin_not_allowed` (403): the Origin is not in ALLOWED_ORIGINS
+         *     - `admin_required` (403): managing prompts and experiments needs an admin key (one with no namespace list)
          *     - `byok_disabled` (403): a provider key was sent in a header while ALLOW_BYOK is off
          *     - `key_not_allowed` (403): an S3 key that was not issued for this namespace
          *     - `not_found` (404): no such function, or no such conversation for this caller
@@ -567,7 +684,7 @@ export interface components {
          *     - `database_timeout` (504): a database statement ran past its time limit
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "conversation_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "context_too_long" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
+        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "admin_required" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "conversation_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "context_too_long" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
         /** @description In a 422's `details`: one bad field. */
         ErrorDetail: {
             /** @description dotted path of the field: `messages.0.content`, `top_k`, `body` */
@@ -629,6 +746,25 @@ export interface components {
             metadata: {
                 [key: string]: unknown;
             } | null;
+        };
+        ExperimentBody: components["schemas"]["CreateExperiment"] | components["schemas"]["ChangeStatus"] | components["schemas"]["PickWinner"];
+        /**
+         * @description Feedback on one answer, by the caller who asked for it.
+         *
+         *     Scales, and the 0..1 value each score is normalized to:
+         *       thumbs  -1 or 1           -> 0 or 1
+         *       0-1     0 to 1            -> as sent
+         *       1-5     1 to 5 (stars)    -> (score - 1) / 4
+         *     Without `scale`: -1 and 1 are thumbs, other values from 0 to 1 are the 0-1 scale, values above
+         *     1 up to 5 the 1-5 scale. A five-point "1" (the worst) must therefore say `"scale": "1-5"`.
+         */
+        FeedbackBody: {
+            request_id: string;
+            score: number;
+            /** @default null */
+            scale?: ("thumbs" | "0-1" | "1-5") | null;
+            /** @default null */
+            comment?: string | null;
         };
         FunctionCall: {
             name: string;
@@ -754,6 +890,17 @@ export interface components {
             /** @default null */
             metadata?: unknown;
         };
+        /** @description Point `label` at `version`; recorded with who moved it, when, and from where. */
+        MoveLabel: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            action: "label";
+            name: string;
+            version: number;
+            label: string;
+        };
         NamedToolChoice: {
             /**
              * @default function
@@ -782,6 +929,21 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * @description Stop the experiment with a winner, which then serves every request that names it; when the
+         *     winner runs a prompt version, `label` (default `production`; null: none) is moved to it.
+         */
+        PickWinner: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            action: "winner";
+            name: string;
+            variant: string;
+            /** @default production */
+            label?: string | null;
+        };
         PresignRequest: {
             /** @default default */
             namespace?: string;
@@ -807,6 +969,23 @@ export interface components {
             };
             /** @description seconds */
             expires_in: number;
+        };
+        PromptBody: components["schemas"]["CreatePrompt"] | components["schemas"]["MoveLabel"] | components["schemas"]["RenderPrompt"];
+        /** @description Model parameters a version carries; a request's own values win over them. */
+        PromptParams: {
+            /** @default null */
+            temperature?: number | null;
+            /** @default null */
+            max_tokens?: number | null;
+            /** @default null */
+            response_format?: components["schemas"]["ResponseFormatIn"] | null;
+            /** @default null */
+            tools?: components["schemas"]["ToolIn"][] | null;
+        };
+        /** @description A prompt version a variant runs: pinned by number, since labels move. */
+        PromptPin: {
+            name: string;
+            version: number;
         };
         /**
          * @example {
@@ -852,6 +1031,8 @@ export interface components {
             sources?: string[] | null;
             /** @default null */
             min_score?: number | null;
+            /** @default null */
+            ef_search?: number | null;
             /** @default true */
             answer?: boolean;
             /** @default null */
@@ -871,6 +1052,10 @@ export interface components {
             temperature?: number | null;
             /** @default null */
             user?: string | null;
+            /** @default null */
+            template?: components["schemas"]["TemplateRef"] | null;
+            /** @default null */
+            experiment?: string | null;
             /** @default null */
             id?: string | null;
             /** @default null */
@@ -899,6 +1084,22 @@ export interface components {
             };
             jobs: components["schemas"]["ReindexJob"][];
             duration_s: number;
+        };
+        /** @description A preview: the final messages a version gives with these variables. */
+        RenderPrompt: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            action: "render";
+            name: string;
+            /** @default null */
+            label?: string | null;
+            /** @default null */
+            version?: number | null;
+            variables?: {
+                [key: string]: unknown;
+            };
         };
         ResponseFormatIn: {
             /** @enum {string} */
@@ -982,6 +1183,20 @@ export interface components {
                 [key: string]: number;
             };
             cost_usd: number | null;
+        };
+        /**
+         * @description `"template": {"name", "label" | "version", "variables"}` in ai_execute and rag: a stored prompt
+         *     (lib/prompts) to run. Neither label nor version means the `production` label.
+         */
+        TemplateRef: {
+            name: string;
+            /** @default null */
+            label?: string | null;
+            /** @default null */
+            version?: number | null;
+            variables?: {
+                [key: string]: unknown;
+            };
         };
         ToolCall: {
             id: string;
@@ -1163,6 +1378,17 @@ export interface components {
             cached_tokens: number;
             total_tokens: number;
         };
+        /** @description One arm: a prompt version and/or a model and parameters (none: the request as it was sent). */
+        VariantIn: {
+            name: string;
+            /** @default 1 */
+            weight?: number;
+            /** @default null */
+            prompt?: components["schemas"]["PromptPin"] | null;
+            /** @default null */
+            model?: string | null;
+            params?: components["schemas"]["PromptParams"];
+        };
         Weights: {
             /** @default 1 */
             keyword?: number;
@@ -1246,6 +1472,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -1423,6 +1650,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -1650,6 +1878,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -1931,6 +2160,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2066,6 +2296,560 @@ export interface operations {
             };
         };
     };
+    get_experiments: {
+        parameters: {
+            query?: {
+                name?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    post_experiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExperimentBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Too large
+             *
+             *     - `payload_too_large`: a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES
+             */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unsupported media type
+             *
+             *     - `unsupported_media_type`: a request content type the function does not take
+             *     - `unsupported_document_type`: a document type we cannot read (or a binary file sent as text)
+             */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_feedback: {
+        parameters: {
+            query: {
+                request_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    post_feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Too large
+             *
+             *     - `payload_too_large`: a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES
+             */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unsupported media type
+             *
+             *     - `unsupported_media_type`: a request content type the function does not take
+             *     - `unsupported_document_type`: a document type we cannot read (or a binary file sent as text)
+             */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_health: {
         parameters: {
             query?: never;
@@ -2128,6 +2912,285 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenAPIDocument"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    get_prompts: {
+        parameters: {
+            query?: {
+                name?: string | null;
+                label?: string | null;
+                version?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    post_prompts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Too large
+             *
+             *     - `payload_too_large`: a body over MAX_BODY_BYTES or a document over MAX_DOCUMENT_BYTES
+             */
+            413: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unsupported media type
+             *
+             *     - `unsupported_media_type`: a request content type the function does not take
+             *     - `unsupported_document_type`: a document type we cannot read (or a binary file sent as text)
+             */
+            415: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /**
@@ -2245,6 +3308,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2555,6 +3619,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2703,6 +3768,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2916,6 +3982,7 @@ export interface operations {
              *
              *     - `forbidden`: a valid key used outside its namespaces
              *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
