@@ -224,6 +224,17 @@ class Settings:
     # how stale a resolved prompt label or experiment may be on one instance; 0: read every time
     prompt_cache_ttl_s: float = setting("PROMPT_CACHE_TTL_S", 5.0, number())
 
+    # --- observability ----------------------------------------------------------------------
+    metrics_enabled: bool = setting("METRICS_ENABLED", True, flag)
+    # raw request rows and hourly rollups; daily rollups
+    metrics_retention_days: int = setting("METRICS_RETENTION_DAYS", 30, whole(at_least=1))
+    metrics_rollup_retention_days: int = setting("METRICS_ROLLUP_RETENTION_DAYS", 400, whole(at_least=1))
+    alert_webhook_url: str = setting("ALERT_WEBHOOK_URL", "")  # Slack or Discord incoming webhook
+    # 0.05: alert when more than 5% of the last hour's requests failed; None: no error-rate alert
+    alert_error_rate: float | None = setting("ALERT_ERROR_RATE", None, number(at_most=1.0))
+    # an hour with fewer requests than this never raises the error-rate alert
+    alert_min_requests: int = setting("ALERT_MIN_REQUESTS", 20, whole(at_least=1))
+
     @property
     def is_production(self) -> bool:
         return self.vercel_env == "production"

@@ -38,11 +38,16 @@ _ISOLATED = [
     "BUDGET_MONTHLY_USD", "BUDGET_USER_DAILY_USD", "BUDGET_USER_MONTHLY_USD", "MAX_BODY_BYTES",
     "S3_BUCKET", "S3_ENDPOINT_URL", "ALLOW_BYOK", "PRICING_FILE", "PRICING_OVERRIDES",
     "DATABASE_POOL_SIZE", "DATABASE_POOL_WAIT_S", "DATABASE_STATEMENT_TIMEOUT_MS", "DATABASE_LOCK_TIMEOUT_MS",
+    "ALERT_WEBHOOK_URL", "ALERT_ERROR_RATE", "ALERT_MIN_REQUESTS", "METRICS_RETENTION_DAYS",
+    "METRICS_ROLLUP_RETENTION_DAYS",
 ]
 for _name in _ISOLATED:
     os.environ.pop(_name, None)
 # The suite indexes with many small models; the default allow-list is tested on its own.
 os.environ["EMBEDDING_MODELS"] = "*"
+# Requests are recorded only while a test module's own database is in use (see `database`), so
+# in-process calls elsewhere never write to the development database.
+os.environ["METRICS_ENABLED"] = "false"
 
 _BASE_URL = os.environ.get("DATABASE_URL", "")
 TEMPLATE_DB = f"bundle_test_template_{os.getpid()}"
@@ -95,8 +100,10 @@ def database(request: pytest.FixtureRequest, pg_template: str) -> Iterator[str]:
     url = _with_dbname(_admin_url(), name)
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url
+    os.environ["METRICS_ENABLED"] = "true"
     config.reset_settings()
     yield url
+    os.environ["METRICS_ENABLED"] = "false"
     db.forget_database(url)
     if previous is None:
         os.environ.pop("DATABASE_URL", None)

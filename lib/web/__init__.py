@@ -28,6 +28,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from lib import deadline, errors
 from lib.config import ApiKey, SettingError, Settings, get_settings
 from lib.logs import log, scrub, set_level
+from lib.observe import record as observe
 from lib.web.auth import authenticate_api_key, bearer_token, check_cron_secret, matching_secret
 from lib.web.client_input import check_fields, check_text, read_json_object
 
@@ -236,6 +237,8 @@ class Endpoint:
         incoming_id = headers.get("x-request-id", "")
         request_id = incoming_id if _REQUEST_ID.match(incoming_id) else os.urandom(16).hex()
         method = scope["method"].upper()
+        trace = observe.RequestTrace(self.name, method, request_id)
+        send = trace.watch(send)
         outcome = {"status": 500, "error_code": None}
         extra_headers = {"x-request-id": request_id}
         try:
@@ -264,6 +267,9 @@ class Endpoint:
                 status=outcome["status"], duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 request_id=request_id, function=self.name, **({"error_code": outcome["error_code"]}
                                                               if outcome["error_code"] else {}))
+            # after the last byte went out: the caller does not wait for this write
+            await trace.finish(outcome["status"], outcome["error_code"],
+                               streamed=isinstance(response, StreamingResponse))
 
     async def _dispatch(
         self, scope: Scope, receive: Receive, method: str, headers: dict[str, str],
@@ -292,6 +298,7 @@ class Endpoint:
             api_key=api_key,
             client_ip=(scope.get("client") or ("", 0))[0] or "",
         )
+        observe.identify(request)
         body: Any = None
         data: dict[str, Any] = {}
         if method in ("GET", "HEAD", "DELETE"):  # a model reads a blank `?limit=` as absent
@@ -303,6 +310,7 @@ class Endpoint:
             body = _validate(route, data)
         elif data:
             body = data
+        observe.identify(request, body)
         result = await route.handler(request, body)
         if isinstance(result, (Response, StreamingResponse)):
             return result
