@@ -1,0 +1,262 @@
+"""GET /api/metrics as JSON: request, error, latency, token, cost and cache figures per group and
+as a time series, read from the rollups (never from months of raw rows).
+
+A window covers whole buckets: 1h and 24h read hourly rollups (the hour that holds `now - window`
+through the current hour, so 24h covers 24 to 25 hours), 7d and 30d read daily rollups (UTC days,
+so 30d covers 30 to 31 days). Totals and the total series come from the function rollups, where
+every request counts exactly once; a request that called two models counts once under each.
+The lists of slowest and failed requests read raw rows of the exact window through indexes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from lib.observe.buckets import PERCENTILE_ERROR, add_counts, percentile
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+WINDOWS: dict[str, tuple[str, timedelta]] = {
+    "1h": ("hour", timedelta(hours=1)),
+    "24h": ("hour", timedelta(hours=24)),
+    "7d": ("day", timedelta(days=7)),
+    "30d": ("day", timedelta(days=30)),
+}
+GROUPINGS = ("function", "model", "provider", "user", "namespace", "caller")
+SORTS = ("requests", "errors", "cost", "latency")
+
+ROLLUP_SQL = """
+SELECT dim, bucket_start, key, requests, client_errors, server_errors, error_codes, latency_ms_sum,
+       latency_counts, streams, ttfb_ms_sum, ttfb_counts, llm_requests, cache_hits, operations,
+       failed_operations, retries, fallbacks, input_tokens, output_tokens, cost_usd
+FROM metrics_rollup
+WHERE grain = %(grain)s AND dim = ANY(%(dims)s) AND bucket_start >= %(since)s
+"""
+
+# The ledger rows of each listed request, found through its request_id index.
+_RECENT_COLUMNS = """
+SELECT r.created_at, r.request_id, r.function, r.method, r.status, r.error_code, r.latency_ms, r.ttfb_ms,
+       r.caller, r.user_id, r.namespace, l.models, l.operations, l.input_tokens, l.output_tokens, l.cost_usd
+FROM recent r
+LEFT JOIN LATERAL (
+    SELECT array_agg(DISTINCT u.model) AS models, count(*) FILTER (WHERE u.status <> 'cached') AS operations,
+           sum(u.input_tokens) AS input_tokens, sum(u.output_tokens) AS output_tokens, sum(u.cost_usd) AS cost_usd
+    FROM usage_ledger u
+    WHERE u.request_id = r.request_id AND u.created_at <= r.created_at
+      AND u.created_at >= r.created_at - make_interval(secs => r.latency_ms / 1000 + 60)
+) l ON true
+"""
+SLOWEST_SQL = """
+WITH recent AS (
+    SELECT * FROM request_log WHERE created_at >= %(since)s ORDER BY latency_ms DESC LIMIT %(limit)s
+)""" + _RECENT_COLUMNS + "ORDER BY r.latency_ms DESC"
+FAILED_SQL = """
+WITH recent AS (
+    SELECT * FROM request_log WHERE status >= 400 AND created_at >= %(since)s
+    ORDER BY created_at DESC LIMIT %(limit)s
+)""" + _RECENT_COLUMNS + "ORDER BY r.created_at DESC"
+
+
+@dataclass
+class Figures:
+    """Sums over rollup rows; `as_dict` turns them into the figures a client reads."""
+
+    requests: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    error_codes: Counter = field(default_factory=Counter)
+    latency_ms_sum: float = 0.0
+    latency_counts: list[int] | None = None
+    streams: int = 0
+    ttfb_ms_sum: float = 0.0
+    ttfb_counts: list[int] | None = None
+    llm_requests: int = 0
+    cache_hits: int = 0
+    operations: int = 0
+    failed_operations: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+    def add(self, row: dict[str, Any]) -> None:
+        for name in ("requests", "client_errors", "server_errors", "latency_ms_sum", "streams", "ttfb_ms_sum",
+                     "llm_requests", "cache_hits", "operations", "failed_operations", "retries", "fallbacks",
+                     "input_tokens", "output_tokens", "cost_usd"):
+            setattr(self, name, getattr(self, name) + row[name])
+        self.error_codes.update(row["error_codes"])
+        self.latency_counts = add_counts(self.latency_counts, row["latency_counts"])
+        self.ttfb_counts = add_counts(self.ttfb_counts, row["ttfb_counts"])
+
+    @property
+    def errors(self) -> int:
+        return self.client_errors + self.server_errors
+
+    def as_dict(self) -> dict[str, Any]:
+        n = self.requests
+        return {
+            "requests": n,
+            "errors": self.errors,
+            "client_errors": self.client_errors,
+            "server_errors": self.server_errors,
+            "error_rate": _ratio(self.errors, n),
+            "server_error_rate": _ratio(self.server_errors, n),
+            "errors_by_code": {code: {"count": count, "rate": _ratio(count, n)}
+                               for code, count in sorted(self.error_codes.items(), key=lambda kv: -kv[1])},
+            "latency_ms": _distribution(self.latency_counts, self.latency_ms_sum, n),
+            "ttft_ms": {"streams": self.streams, **_distribution(self.ttfb_counts, self.ttfb_ms_sum, self.streams)},
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+            "cost_usd": round(float(self.cost_usd), 8),
+            "llm_requests": self.llm_requests,
+            "cache_hits": self.cache_hits,
+            "cache_hit_rate": _ratio(self.cache_hits, self.llm_requests),
+            "operations": self.operations,
+            "failed_operations": self.failed_operations,
+            "retries": self.retries,
+            "fallbacks": self.fallbacks,
+        }
+
+    def point(self) -> dict[str, Any]:
+        """The figures one time-series point carries (flat, so each becomes one array)."""
+        n = self.requests
+        return {
+            "requests": n, "errors": self.errors, "server_errors": self.server_errors,
+            "error_rate": _ratio(self.errors, n),
+            "p50_ms": percentile(self.latency_counts, 0.5), "p95_ms": percentile(self.latency_counts, 0.95),
+            "p99_ms": percentile(self.latency_counts, 0.99),
+            "ttft_p50_ms": percentile(self.ttfb_counts, 0.5), "ttft_p95_ms": percentile(self.ttfb_counts, 0.95),
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "cost_usd": round(float(self.cost_usd), 8), "llm_requests": self.llm_requests,
+            "cache_hits": self.cache_hits, "cache_hit_rate": _ratio(self.cache_hits, self.llm_requests),
+            "retries": self.retries, "fallbacks": self.fallbacks,
+        }
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def _distribution(counts: list[int] | None, total_ms: float, n: int) -> dict[str, float | None]:
+    return {"mean": round(total_ms / n, 3) if n else None, "p50": percentile(counts, 0.5),
+            "p95": percentile(counts, 0.95), "p99": percentile(counts, 0.99)}
+
+
+def window_buckets(now: datetime, window: str) -> tuple[str, list[datetime]]:
+    """The grain and the bucket starts (oldest first) a window covers at `now`."""
+    grain, span = WINDOWS[window]
+    step = timedelta(hours=1) if grain == "hour" else timedelta(days=1)
+
+    def floor(moment: datetime) -> datetime:
+        moment = moment.replace(minute=0, second=0, microsecond=0)
+        return moment if grain == "hour" else moment.replace(hour=0)
+
+    first, last = floor(now - span), floor(now)
+    starts = [first]
+    while starts[-1] < last:
+        starts.append(starts[-1] + step)
+    return grain, starts
+
+
+def _sort_key(sort: str):
+    def key(item: tuple[str, Figures]) -> Any:
+        figures = item[1]
+        if sort == "errors":
+            return figures.errors
+        if sort == "cost":
+            return figures.cost_usd
+        if sort == "latency":
+            return percentile(figures.latency_counts, 0.95) or 0.0
+        return figures.requests
+
+    return key
+
+
+async def read_metrics(conn: AsyncConnection, *, window: str = "24h", by: str = "function",
+                       sort: str = "requests", limit: int = 50, recent: int = 10) -> dict[str, Any]:
+    """The JSON document of GET /api/metrics (see docs/observability.md for every field)."""
+    from psycopg.rows import dict_row
+
+    cur = await conn.execute("SELECT now() AT TIME ZONE 'UTC'")
+    now = (await cur.fetchone())[0]
+    grain, starts = window_buckets(now, window)
+    index = {start: i for i, start in enumerate(starts)}
+    dims = sorted({by, "function"})
+    async with conn.cursor(binary=True, row_factory=dict_row) as rows:
+        await rows.execute(ROLLUP_SQL, {"grain": grain, "dims": dims, "since": _utc(starts[0])})
+        fetched = await rows.fetchall()
+
+    totals, total_series = Figures(), [Figures() for _ in starts]
+    groups: dict[str, Figures] = {}
+    group_series: dict[str, list[Figures]] = {}
+    for row in fetched:
+        at = index.get(_naive_utc(row["bucket_start"]))
+        if at is None:
+            continue
+        if row["dim"] == "function":
+            totals.add(row)
+            total_series[at].add(row)
+        if row["dim"] == by:
+            groups.setdefault(row["key"], Figures()).add(row)
+            group_series.setdefault(row["key"], [Figures() for _ in starts])[at].add(row)
+
+    ranked = sorted(groups.items(), key=_sort_key(sort), reverse=True)[:limit]
+    document: dict[str, Any] = {
+        "window": window, "by": by, "grain": grain, "sort": sort,
+        "since": _iso(starts[0]), "until": _iso(now), "percentile_error": round(PERCENTILE_ERROR, 4),
+        "totals": totals.as_dict(),
+        "groups": [{"group": key or None, **figures.as_dict()} for key, figures in ranked],
+        "groups_total": len(groups),
+        "series": {
+            "start": [_iso(s) for s in starts],
+            "total": _columns([f.point() for f in total_series]),
+            "groups": {key or "": _columns([f.point() for f in group_series[key]]) for key, _ in ranked},
+        },
+    }
+    if recent:
+        since = _utc(now - WINDOWS[window][1])
+        document["recent"] = {"slowest": await _recent(conn, SLOWEST_SQL, since, recent),
+                              "failed": await _recent(conn, FAILED_SQL, since, recent)}
+    return document
+
+
+async def _recent(conn: AsyncConnection, sql: str, since: datetime, limit: int) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, {"since": since, "limit": limit})
+        rows = await cur.fetchall()
+    return [{
+        "at": _iso(r["created_at"]), "request_id": r["request_id"], "function": r["function"],
+        "method": r["method"], "status": r["status"], "error_code": r["error_code"],
+        "latency_ms": round(r["latency_ms"], 1),
+        "ttft_ms": None if r["ttfb_ms"] is None else round(r["ttfb_ms"], 1),
+        "caller": r["caller"], "user": r["user_id"], "namespace": r["namespace"],
+        "models": sorted(r["models"] or []), "operations": r["operations"] or 0,
+        "tokens": {"input": r["input_tokens"] or 0, "output": r["output_tokens"] or 0},
+        "cost_usd": None if r["cost_usd"] is None else round(float(r["cost_usd"]), 8),
+    } for r in rows]
+
+
+def _columns(points: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """[{a: 1, b: 2}, {a: 3, b: 4}] -> {a: [1, 3], b: [2, 4]}: one array per figure, as charts take them."""
+    if not points:
+        return {}
+    return {name: [p[name] for p in points] for name in points[0]}
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return _naive_utc(moment).isoformat(timespec="seconds") + "Z"
