@@ -28,7 +28,7 @@ def cost(model: str, tokens_in: int, tokens_out: int) -> float:
 
 def query(database: str, sql: str, params: tuple = ()) -> list[tuple]:
     with psycopg.connect(database) as conn:
-        return conn.execute(sql, params).fetchall()
+        return conn.execute(sql, params or None).fetchall()
 
 
 def wait_recorded(database: str, request_ids: list[str], timeout_s: float = 15) -> None:

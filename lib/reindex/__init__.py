@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from lib import db
 from lib.config import Settings
 from lib.logs import log
+from lib.observe.upkeep import run_upkeep
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -50,6 +51,7 @@ class ReindexReport:
     failed: int = 0
     orphans_removed: int = 0
     duration_s: float = 0.0
+    observe: dict[str, Any] = field(default_factory=dict)  # pruning and alerts (lib/observe/upkeep.py)
 
     def to_json(self) -> dict[str, Any]:
         by_outcome: dict[str, int] = {}
@@ -57,7 +59,7 @@ class ReindexReport:
             by_outcome[item["outcome"]] = by_outcome.get(item["outcome"], 0) + 1
         return {"processed": len(self.processed), "remaining": self.remaining, "planned": self.planned,
                 "failed": self.failed, "orphans_removed": self.orphans_removed, "outcomes": by_outcome,
-                "jobs": self.processed, "duration_s": round(self.duration_s, 3)}
+                "jobs": self.processed, "duration_s": round(self.duration_s, 3), "observe": self.observe}
 
 
 def target_model(settings: Settings) -> str | None:
@@ -293,6 +295,7 @@ async def run_reindex(settings: Settings, *, batch: int | None = None, time_budg
                                          "namespace": job.namespace, "outcome": outcome})
         report.orphans_removed += await cleanup(conn, settings)
         report.remaining = await remaining(conn)
+    report.observe = await run_upkeep(settings)
     report.duration_s = time.monotonic() - started
     log("info", "reindex_run", worker=worker, processed=len(report.processed), remaining=report.remaining,
         planned=report.planned, failed=report.failed)
