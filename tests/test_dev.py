@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from lib.cli import parse_function_args
 from lib.cli.server import API_DIR, DevRouter, discover_functions
@@ -90,3 +91,14 @@ def test_health_cold_start_loads_no_event_loop_machinery_or_validation():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_function_is_deployed_and_documented():
+    vercel = json.loads((ROOT / "vercel.json").read_text())["functions"]
+    readme = (ROOT / "README.md").read_text()
+    names = sorted(p.stem for p in API_DIR.glob("*.py") if not p.name.startswith("_"))
+    assert sorted(Path(f).stem for f in vercel) == names
+    assert len({entry["excludeFiles"] for entry in vercel.values()}) == 1
+    for name in names:
+        assert vercel[f"api/{name}.py"]["maxDuration"] > 0
+        assert f"/api/{name}`" in readme, f"/api/{name} is missing from the README's table"
