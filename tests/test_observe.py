@@ -255,10 +255,12 @@ def test_concurrent_requests_are_all_counted(client, database) -> None:
 
 def test_incremental_rollups_equal_a_fold_of_the_raw_rows(client, database) -> None:
     wait_quiet(database)
+    # histograms as text, so that their subscripts (the bucket numbers) are compared too
     columns = ("grain, dim, bucket_start, key, kind, requests, client_errors, server_errors, error_codes, "
-               "latency_counts, streams, ttfb_counts, llm_requests, cache_hits, operations, failed_operations, "
-               "retries, fallbacks, input_tokens, output_tokens, cost_usd, operation_counts, input_token_counts, "
-               "output_token_counts, round(latency_ms_sum::numeric, 3), round(ttfb_ms_sum::numeric, 3)")
+               "latency_counts::text, streams, ttfb_counts::text, llm_requests, cache_hits, operations, "
+               "failed_operations, retries, fallbacks, input_tokens, output_tokens, cost_usd, operation_counts::text, "
+               "input_token_counts::text, output_token_counts::text, round(latency_ms_sum::numeric, 3), "
+               "round(ttfb_ms_sum::numeric, 3)")
     snapshot = f"SELECT {columns} FROM metrics_rollup ORDER BY grain, dim, bucket_start, key, kind"
     with psycopg.connect(database) as conn:  # one transaction, rolled back
         incremental = conn.execute(snapshot).fetchall()

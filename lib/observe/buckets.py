@@ -9,7 +9,7 @@ figure is within a factor sqrt(1.2658) of the true one: at most 12.6% above it o
 The same bounds are compiled into SQL (`observe_latency_bounds()` in migration 040); a test checks
 that the two lists agree. Counts are indexed like SQL's `width_bucket`: index 0 holds values under
 the first bound, index i values in [bounds[i-1], bounds[i]), the last index values at or over the
-last bound.
+last bound. Postgres stores them sparse (see `dense`).
 """
 
 from __future__ import annotations
@@ -39,14 +39,31 @@ def latency_bucket(ms: float) -> int:
     return bisect_right(LATENCY_BOUNDS_MS, ms)
 
 
+LATENCY_COUNTS = len(LATENCY_BOUNDS_MS) + 1
+TOKEN_COUNTS = len(TOKEN_BOUNDS) + 1
+
+
+def dense(counts: Sequence[int | None] | None, first: int | None, size: int) -> list[int] | None:
+    """A stored histogram as a list of `size` counts. Postgres keeps them sparse: the array's
+    subscripts are bucket numbers, starting at `first` (its `array_lower`), NULL for none."""
+    if counts is None:
+        return None
+    full = [0] * size
+    for i, n in enumerate(counts, start=first or 0):
+        if n:
+            full[i] += n
+    return full
+
+
 def add_counts(total: list[int] | None, counts: Sequence[int] | None) -> list[int] | None:
-    """Element-wise sum of two count arrays; either may be missing."""
+    """Element-wise sum of two count lists; either may be missing."""
     if counts is None:
         return total
     if total is None:
         return list(counts)
     for i, n in enumerate(counts):
-        total[i] += n
+        if n:
+            total[i] += n
     return total
 
 

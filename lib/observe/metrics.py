@@ -5,6 +5,8 @@ A window covers whole buckets: 1h and 24h read hourly rollups (the hour that hol
 through the current hour, so 24h covers 24 to 25 hours), 7d and 30d read daily rollups (UTC days,
 so 30d covers 30 to 31 days). Totals and the total series come from the function rollups, where
 every request counts exactly once; a request that called two models counts once under each.
+Groups are ranked in SQL on summed columns, and only the rows of the groups listed are read with
+their histograms, so a grouping with many keys (users) costs one aggregate, not one row per key.
 The lists of slowest and failed requests read raw rows of the exact window through indexes.
 """
 
@@ -16,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from lib.observe.buckets import PERCENTILE_ERROR, add_counts, percentile
+from lib.observe.buckets import LATENCY_COUNTS, PERCENTILE_ERROR, add_counts, dense, percentile
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -28,14 +30,25 @@ WINDOWS: dict[str, tuple[str, timedelta]] = {
     "30d": ("day", timedelta(days=30)),
 }
 GROUPINGS = ("function", "model", "provider", "user", "namespace", "caller")
-SORTS = ("requests", "errors", "cost", "latency")
 
 ROLLUP_SQL = """
-SELECT dim, bucket_start, key, requests, client_errors, server_errors, error_codes, latency_ms_sum,
-       latency_counts, streams, ttfb_ms_sum, ttfb_counts, llm_requests, cache_hits, operations,
-       failed_operations, retries, fallbacks, input_tokens, output_tokens, cost_usd
+SELECT bucket_start, key, requests, client_errors, server_errors, error_codes, latency_ms_sum,
+       latency_counts, array_lower(latency_counts, 1) AS latency_from, streams, ttfb_ms_sum, ttfb_counts,
+       array_lower(ttfb_counts, 1) AS ttfb_from, llm_requests, cache_hits, operations, failed_operations,
+       retries, fallbacks, input_tokens, output_tokens, cost_usd
 FROM metrics_rollup
-WHERE grain = %(grain)s AND dim = ANY(%(dims)s) AND bucket_start >= %(since)s
+WHERE grain = %(grain)s AND dim = %(dim)s AND bucket_start >= %(since)s AND key = ANY(%(keys)s)
+"""
+# The groups to list, ranked on summed columns (`sort=latency` ranks by mean latency).
+_RANK_ORDER = {"requests": "requests", "errors": "errors", "cost": "cost", "latency": "latency"}
+RANK_SQL = """
+SELECT key, sum(requests) AS requests, sum(client_errors + server_errors) AS errors, sum(cost_usd) AS cost,
+       sum(latency_ms_sum) / nullif(sum(requests), 0) AS latency, count(*) OVER () AS groups_total
+FROM metrics_rollup
+WHERE grain = %(grain)s AND dim = %(dim)s AND bucket_start >= %(since)s
+GROUP BY key
+ORDER BY {order} DESC NULLS LAST, key
+LIMIT %(limit)s
 """
 
 # The ledger rows of each listed request, found through its request_id index.
@@ -62,6 +75,11 @@ WITH recent AS (
 )""" + _RECENT_COLUMNS + "ORDER BY r.created_at DESC"
 
 
+_SUMMED = ("requests", "client_errors", "server_errors", "latency_ms_sum", "streams", "ttfb_ms_sum", "llm_requests",
+           "cache_hits", "operations", "failed_operations", "retries", "fallbacks", "input_tokens", "output_tokens",
+           "cost_usd")
+
+
 @dataclass
 class Figures:
     """Sums over rollup rows; `as_dict` turns them into the figures a client reads."""
@@ -86,13 +104,21 @@ class Figures:
     cost_usd: Decimal = Decimal(0)
 
     def add(self, row: dict[str, Any]) -> None:
-        for name in ("requests", "client_errors", "server_errors", "latency_ms_sum", "streams", "ttfb_ms_sum",
-                     "llm_requests", "cache_hits", "operations", "failed_operations", "retries", "fallbacks",
-                     "input_tokens", "output_tokens", "cost_usd"):
+        """Add one rollup row."""
+        for name in _SUMMED:
             setattr(self, name, getattr(self, name) + row[name])
         self.error_codes.update(row["error_codes"])
-        self.latency_counts = add_counts(self.latency_counts, row["latency_counts"])
-        self.ttfb_counts = add_counts(self.ttfb_counts, row["ttfb_counts"])
+        self.latency_counts = add_counts(self.latency_counts,
+                                         dense(row["latency_counts"], row["latency_from"], LATENCY_COUNTS))
+        self.ttfb_counts = add_counts(self.ttfb_counts, dense(row["ttfb_counts"], row["ttfb_from"], LATENCY_COUNTS))
+
+    def merge(self, other: Figures) -> None:
+        """Add the figures of another group or bucket."""
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.error_codes.update(other.error_codes)
+        self.latency_counts = add_counts(self.latency_counts, other.latency_counts)
+        self.ttfb_counts = add_counts(self.ttfb_counts, other.ttfb_counts)
 
     @property
     def errors(self) -> int:
@@ -163,65 +189,67 @@ def window_buckets(now: datetime, window: str) -> tuple[str, list[datetime]]:
     return grain, starts
 
 
-def _sort_key(sort: str):
-    def key(item: tuple[str, Figures]) -> Any:
-        figures = item[1]
-        if sort == "errors":
-            return figures.errors
-        if sort == "cost":
-            return figures.cost_usd
-        if sort == "latency":
-            return percentile(figures.latency_counts, 0.95) or 0.0
-        return figures.requests
-
-    return key
-
-
 async def read_metrics(conn: AsyncConnection, *, window: str = "24h", by: str = "function",
                        sort: str = "requests", limit: int = 50, recent: int = 10) -> dict[str, Any]:
     """The JSON document of GET /api/metrics (see docs/observability.md for every field)."""
-    from psycopg.rows import dict_row
-
     cur = await conn.execute("SELECT now() AT TIME ZONE 'UTC'")
     now = (await cur.fetchone())[0]
     grain, starts = window_buckets(now, window)
     index = {start: i for i, start in enumerate(starts)}
-    dims = sorted({by, "function"})
-    async with conn.cursor(binary=True, row_factory=dict_row) as rows:
-        await rows.execute(ROLLUP_SQL, {"grain": grain, "dims": dims, "since": _utc(starts[0])})
-        fetched = await rows.fetchall()
+    since = _utc(starts[0])
 
+    async def ranked(dim: str, count: int) -> tuple[list[str], int]:
+        cur = await conn.execute(RANK_SQL.format(order=_RANK_ORDER[sort]),
+                                 {"grain": grain, "dim": dim, "since": since, "limit": count})
+        rows = await cur.fetchall()
+        return [row[0] for row in rows], (rows[0][5] if rows else 0)
+
+    async def figures(dim: str, keys: list[str]) -> tuple[dict[str, Figures], dict[str, list[Figures]]]:
+        from psycopg.rows import dict_row
+
+        overall: dict[str, Figures] = {key: Figures() for key in keys}
+        series: dict[str, list[Figures]] = {key: [Figures() for _ in starts] for key in keys}
+        async with conn.cursor(binary=True, row_factory=dict_row) as rows:
+            await rows.execute(ROLLUP_SQL, {"grain": grain, "dim": dim, "since": since, "keys": keys})
+            for row in await rows.fetchall():
+                at = index.get(_naive_utc(row["bucket_start"]))
+                if at is not None:
+                    overall[row["key"]].add(row)
+                    series[row["key"]][at].add(row)
+        return overall, series
+
+    # every request once: the function groups (a handful of keys) give the totals
+    functions, _ = await ranked("function", 10_000)
+    per_function, function_series = await figures("function", functions)
     totals, total_series = Figures(), [Figures() for _ in starts]
-    groups: dict[str, Figures] = {}
-    group_series: dict[str, list[Figures]] = {}
-    for row in fetched:
-        at = index.get(_naive_utc(row["bucket_start"]))
-        if at is None:
-            continue
-        if row["dim"] == "function":
-            totals.add(row)
-            total_series[at].add(row)
-        if row["dim"] == by:
-            groups.setdefault(row["key"], Figures()).add(row)
-            group_series.setdefault(row["key"], [Figures() for _ in starts])[at].add(row)
+    for key in functions:
+        totals.merge(per_function[key])
+        for at, point in enumerate(function_series[key]):
+            total_series[at].merge(point)
+    if by == "function":
+        keys, groups_total = functions, len(functions)
+        keys = keys[:limit]
+        groups, group_series = per_function, function_series
+    else:
+        keys, groups_total = await ranked(by, limit)
+        groups, group_series = await figures(by, keys)
 
-    ranked = sorted(groups.items(), key=_sort_key(sort), reverse=True)[:limit]
     document: dict[str, Any] = {
         "window": window, "by": by, "grain": grain, "sort": sort,
         "since": _iso(starts[0]), "until": _iso(now), "percentile_error": round(PERCENTILE_ERROR, 4),
         "totals": totals.as_dict(),
-        "groups": [{"group": key or None, **figures.as_dict()} for key, figures in ranked],
-        "groups_total": len(groups),
+        "groups": [{"group": key or None, **groups[key].as_dict()} for key in keys],
+        "groups_total": groups_total,
         "series": {
             "start": [_iso(s) for s in starts],
             "total": _columns([f.point() for f in total_series]),
-            "groups": {key or "": _columns([f.point() for f in group_series[key]]) for key, _ in ranked},
+            "groups": {key: _columns([f.point() for f in group_series[key]]) for key in keys},
         },
     }
     if recent:
-        since = _utc(now - WINDOWS[window][1])
-        document["recent"] = {"slowest": await _recent(conn, SLOWEST_SQL, since, recent),
-                              "failed": await _recent(conn, FAILED_SQL, since, recent)}
+        since_exact = _utc(now - WINDOWS[window][1])
+        document["recent"] = {"slowest": await _recent(conn, SLOWEST_SQL, since_exact, recent),
+                              "failed": await _recent(conn, FAILED_SQL, since_exact, recent)}
     return document
 
 

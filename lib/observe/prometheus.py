@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lib.observe.buckets import LATENCY_BOUNDS_MS, TOKEN_BOUNDS
+from lib.observe.buckets import LATENCY_BOUNDS_MS, LATENCY_COUNTS, TOKEN_BOUNDS, TOKEN_COUNTS, dense
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -28,12 +28,18 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 TOTALS_SQL = """
-SELECT dim, key, kind, provider, requests, error_codes, latency_ms_sum, latency_counts, ttfb_ms_sum,
-       ttfb_counts, llm_requests, cache_hits, failed_operations, retries, fallbacks, input_tokens,
-       output_tokens, cost_usd, operation_ms_sum, operation_counts, input_token_counts, output_token_counts
-FROM metrics_rollup WHERE grain = 'total'
+SELECT dim, key, kind, provider, requests, error_codes, latency_ms_sum, ttfb_ms_sum, llm_requests, cache_hits,
+       failed_operations, retries, fallbacks, input_tokens, output_tokens, cost_usd, operation_ms_sum,
+       latency_counts, array_lower(latency_counts, 1) AS latency_counts_from,
+       ttfb_counts, array_lower(ttfb_counts, 1) AS ttfb_counts_from,
+       operation_counts, array_lower(operation_counts, 1) AS operation_counts_from,
+       input_token_counts, array_lower(input_token_counts, 1) AS input_token_counts_from,
+       output_token_counts, array_lower(output_token_counts, 1) AS output_token_counts_from
+FROM metrics_rollup WHERE grain = 'total' AND dim IN ('function', 'model')
 ORDER BY dim, key, kind
 """
+_HISTOGRAMS = {"latency_counts": LATENCY_COUNTS, "ttfb_counts": LATENCY_COUNTS, "operation_counts": LATENCY_COUNTS,
+               "input_token_counts": TOKEN_COUNTS, "output_token_counts": TOKEN_COUNTS}
 
 _SECONDS_BOUNDS = [bound / 1000 for bound in LATENCY_BOUNDS_MS]
 
@@ -44,6 +50,9 @@ async def read_prometheus(conn: AsyncConnection) -> str:
     async with conn.cursor(binary=True, row_factory=dict_row) as cur:
         await cur.execute(TOTALS_SQL)
         rows = await cur.fetchall()
+    for row in rows:  # stored sparse: see lib/observe/buckets.py
+        for column, size in _HISTOGRAMS.items():
+            row[column] = dense(row[column], row.pop(column + "_from"), size)
     return render(rows)
 
 

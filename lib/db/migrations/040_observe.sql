@@ -48,7 +48,7 @@ CREATE TABLE metrics_rollup (
     server_errors  bigint NOT NULL,        -- status 5xx
     error_codes    jsonb NOT NULL,         -- {"upstream_error": 3, ...}
     latency_ms_sum double precision NOT NULL,
-    latency_counts bigint[] NOT NULL,      -- one count per latency bucket
+    latency_counts bigint[] NOT NULL,      -- counts per latency bucket (sparse, see observe_histogram)
     streams        bigint NOT NULL,
     ttfb_ms_sum    double precision NOT NULL,
     ttfb_counts    bigint[],
@@ -99,21 +99,49 @@ CREATE FUNCTION observe_token_bounds() RETURNS float8[] LANGUAGE sql IMMUTABLE P
     SELECT '{1.5,4.5,16.5,64.5,256.5,1024.5,4096.5,16384.5,65536.5,262144.5,1048576.5,4194304.5,16777216.5,67108864.5}'::float8[]
 $$;
 
--- Counts per bucket: index 1 holds values under the first bound, index i+1 values in
--- [bounds[i], bounds[i+1]), the last index values at or over the last bound. NULL for no values.
+-- Histograms are sparse: a bigint[] whose subscripts are bucket numbers as `width_bucket` gives
+-- them (0: under the first bound, i: in [bounds[i], bounds[i+1]), n: at or over the last bound),
+-- holding only the span from the lowest to the highest bucket counted, with NULL for an empty
+-- bucket inside it. One request's latency is a one-element array, `[37:37]={1}`, so a row per user
+-- and hour stays small and adding a request to a rollup touches one element.
 CREATE FUNCTION observe_histogram(vals float8[], bounds float8[]) RETURNS bigint[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN vals IS NULL OR cardinality(vals) = 0 THEN NULL ELSE ARRAY(
-        SELECT coalesce(h.n, 0)
-        FROM generate_series(0, cardinality(bounds)) AS i
-        LEFT JOIN (SELECT width_bucket(v, bounds) AS b, count(*) AS n
-                   FROM unnest(vals) AS v WHERE v IS NOT NULL GROUP BY 1) h ON h.b = i
-        ORDER BY i) END
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    counts bigint[];
+    v float8;
+    b integer;
+BEGIN
+    IF vals IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOREACH v IN ARRAY vals LOOP
+        CONTINUE WHEN v IS NULL;
+        b := width_bucket(v, bounds);
+        IF counts IS NULL THEN
+            counts := array_fill(1::bigint, ARRAY[1], ARRAY[b]);
+        ELSE
+            counts[b] := coalesce(counts[b], 0) + 1;
+        END IF;
+    END LOOP;
+    RETURN counts;
+END
 $$;
 
-CREATE FUNCTION observe_add(a bigint[], b bigint[]) RETURNS bigint[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE ARRAY(
-        SELECT x + y FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i) ORDER BY i) END
+CREATE FUNCTION observe_add(a bigint[], b bigint[]) RETURNS bigint[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF a IS NULL THEN
+        RETURN b;
+    END IF;
+    IF b IS NULL THEN
+        RETURN a;
+    END IF;
+    FOR i IN array_lower(b, 1) .. array_upper(b, 1) LOOP
+        IF b[i] IS NOT NULL THEN
+            a[i] := coalesce(a[i], 0) + b[i];
+        END IF;
+    END LOOP;
+    RETURN a;
+END
 $$;
 
 CREATE FUNCTION observe_count_codes(codes text[]) RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
