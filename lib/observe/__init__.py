@@ -7,7 +7,8 @@
     access.py      who may read them (`require_admin`)
     alerts.py      budget and error-rate alerts, sent once per period to a webhook
     upkeep.py      the cron's part: pruning raw rows and old rollups, then alerts
-    dashboard/     the page /api/dashboard serves, with uPlot vendored
+    page.py        the dashboard page and its files, as /api/dashboard serves them
+    dashboard/     those files, with uPlot vendored
 
 Nothing is imported here: the endpoint helper imports `lib.observe.record` on every cold start.
 """

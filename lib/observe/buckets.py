@@ -55,33 +55,61 @@ def dense(counts: Sequence[int | None] | None, first: int | None, size: int) -> 
     return full
 
 
-def add_counts(total: list[int] | None, counts: Sequence[int] | None) -> list[int] | None:
-    """Element-wise sum of two count lists; either may be missing."""
+Histogram = dict[int, int]
+"""Counts by bucket number, only the buckets counted: what the metrics add up in Python."""
+
+
+def add_sparse(total: Histogram | None, counts: Sequence[int | None] | None, first: int | None) -> Histogram | None:
+    """Add a stored (sparse) histogram to `total`; either may be missing."""
     if counts is None:
         return total
     if total is None:
-        return list(counts)
-    for i, n in enumerate(counts):
+        total = {}
+    for i, n in enumerate(counts, start=first or 0):
         if n:
-            total[i] += n
+            total[i] = total.get(i, 0) + n
     return total
 
 
-def percentile(counts: Sequence[int] | None, fraction: float) -> float | None:
+def add_counts(total: Histogram | None, counts: Histogram | None) -> Histogram | None:
+    """The sum of two histograms; either may be missing."""
+    if counts is None:
+        return total
+    if total is None:
+        return dict(counts)
+    for i, n in counts.items():
+        total[i] = total.get(i, 0) + n
+    return total
+
+
+def percentile(counts: Histogram | Sequence[int] | None, fraction: float) -> float | None:
     """The nearest-rank percentile (`fraction` in 0..1) of the latencies counted, in ms, estimated
     as the geometric middle of its bucket; None when nothing was counted."""
+    return percentiles(counts, (fraction,))[0]
+
+
+def percentiles(counts: Histogram | Sequence[int] | None, fractions: Sequence[float]) -> list[float | None]:
+    """Several percentiles (`fractions` in increasing order) in one pass over the counts, given by
+    bucket number (a dict) or as a list indexed by bucket number."""
+    results: list[float | None] = [None] * len(fractions)
     if not counts:
-        return None
-    total = sum(counts)
+        return results
+    pairs = sorted(counts.items()) if isinstance(counts, dict) else list(enumerate(counts))
+    total = sum(n for _, n in pairs)
     if total == 0:
-        return None
-    rank = max(1, math.ceil(fraction * total))
-    seen = 0
-    for index, n in enumerate(counts):
+        return results
+    ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]
+    seen, wanted = 0, 0
+    for index, n in pairs:
+        if not n:
+            continue
         seen += n
-        if seen >= rank:
-            return bucket_value(index)
-    return bucket_value(len(counts) - 1)
+        while wanted < len(ranks) and seen >= ranks[wanted]:
+            results[wanted] = bucket_value(index)
+            wanted += 1
+        if wanted == len(ranks):
+            break
+    return results
 
 
 def bucket_value(index: int) -> float:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from lib.observe.buckets import LATENCY_COUNTS, PERCENTILE_ERROR, add_counts, dense, percentile
+from lib.observe.buckets import PERCENTILE_ERROR, Histogram, add_counts, add_sparse, percentiles
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -89,10 +89,10 @@ class Figures:
     server_errors: int = 0
     error_codes: Counter = field(default_factory=Counter)
     latency_ms_sum: float = 0.0
-    latency_counts: list[int] | None = None
+    latency_counts: Histogram | None = None
     streams: int = 0
     ttfb_ms_sum: float = 0.0
-    ttfb_counts: list[int] | None = None
+    ttfb_counts: Histogram | None = None
     llm_requests: int = 0
     cache_hits: int = 0
     operations: int = 0
@@ -107,10 +107,10 @@ class Figures:
         """Add one rollup row."""
         for name in _SUMMED:
             setattr(self, name, getattr(self, name) + row[name])
-        self.error_codes.update(row["error_codes"])
-        self.latency_counts = add_counts(self.latency_counts,
-                                         dense(row["latency_counts"], row["latency_from"], LATENCY_COUNTS))
-        self.ttfb_counts = add_counts(self.ttfb_counts, dense(row["ttfb_counts"], row["ttfb_from"], LATENCY_COUNTS))
+        if row["error_codes"]:
+            self.error_codes.update(row["error_codes"])
+        self.latency_counts = add_sparse(self.latency_counts, row["latency_counts"], row["latency_from"])
+        self.ttfb_counts = add_sparse(self.ttfb_counts, row["ttfb_counts"], row["ttfb_from"])
 
     def merge(self, other: Figures) -> None:
         """Add the figures of another group or bucket."""
@@ -151,12 +151,12 @@ class Figures:
     def point(self) -> dict[str, Any]:
         """The figures one time-series point carries (flat, so each becomes one array)."""
         n = self.requests
+        p50, p95, p99 = percentiles(self.latency_counts, (0.5, 0.95, 0.99))
+        ttft_p50, ttft_p95 = percentiles(self.ttfb_counts, (0.5, 0.95))
         return {
             "requests": n, "errors": self.errors, "server_errors": self.server_errors,
-            "error_rate": _ratio(self.errors, n),
-            "p50_ms": percentile(self.latency_counts, 0.5), "p95_ms": percentile(self.latency_counts, 0.95),
-            "p99_ms": percentile(self.latency_counts, 0.99),
-            "ttft_p50_ms": percentile(self.ttfb_counts, 0.5), "ttft_p95_ms": percentile(self.ttfb_counts, 0.95),
+            "error_rate": _ratio(self.errors, n), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
+            "ttft_p50_ms": ttft_p50, "ttft_p95_ms": ttft_p95,
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "cost_usd": round(float(self.cost_usd), 8), "llm_requests": self.llm_requests,
             "cache_hits": self.cache_hits, "cache_hit_rate": _ratio(self.cache_hits, self.llm_requests),
@@ -168,9 +168,9 @@ def _ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 6) if whole else None
 
 
-def _distribution(counts: list[int] | None, total_ms: float, n: int) -> dict[str, float | None]:
-    return {"mean": round(total_ms / n, 3) if n else None, "p50": percentile(counts, 0.5),
-            "p95": percentile(counts, 0.95), "p99": percentile(counts, 0.99)}
+def _distribution(counts: Histogram | None, total_ms: float, n: int) -> dict[str, float | None]:
+    p50, p95, p99 = percentiles(counts, (0.5, 0.95, 0.99))
+    return {"mean": round(total_ms / n, 3) if n else None, "p50": p50, "p95": p95, "p99": p99}
 
 
 def window_buckets(now: datetime, window: str) -> tuple[str, list[datetime]]:
