@@ -28,7 +28,7 @@ from envs import BENCH_DIR, DATA_DIR, PROJECT_ROOT, ensure_bench_requirements  #
 from measure import machine  # noqa: E402
 
 FAST = ["cold_start", "bundle_size", "gateway", "chunking"]
-SLOW = ["ingest", "retrieval_latency", "scifact", "load"]
+SLOW = ["ingest", "retrieval_latency", "scifact", "load", "observe"]
 RESULTS = BENCH_DIR / "RESULTS.md"
 RESULTS_DIR = DATA_DIR / "results"
 PEER_PACKAGES = ["langchain-core", "langchain-openai", "langchain-postgres", "langchain-text-splitters",
