@@ -11,7 +11,10 @@ SQL generate_series and folded into the rollups with the same function the live 
 `GET /api/metrics` for several windows and groupings, and the Prometheus scrape, on a local
 server, one at a time after a warm-up.
 
-    .venv/bin/python bench/observe.py [--requests 2000] [--rows 1000000] [--quick] [--json out.json]
+    .venv/bin/python bench/observe.py [--requests 2000] [--rows 1000000] [--regenerate] [--quick] [--json out.json]
+
+The generated rows are kept (database `bench_observe_read`) and read again by the next run when
+it asks for as many; `--regenerate` builds them anew.
 """
 
 from __future__ import annotations
@@ -277,8 +280,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per recording mode")
     parser.add_argument("--rows", type=int, default=1_000_000, help="requests (and ledger rows) to read over")
     parser.add_argument("--runs", type=int, default=15, help="timed runs per metrics query")
-    parser.add_argument("--reuse", action="store_true",
-                        help="read over the rows a previous run generated, when there are as many")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="generate the rows again even when a previous run left as many")
     args = parser.parse_args()
     if args.quick:
         args.requests, args.rows, args.runs = 200, 50_000, 5
@@ -286,7 +289,7 @@ def main() -> None:
     print("bench observe: recording ...", file=sys.stderr, flush=True)
     recording = recording_cost(args.requests, rounds=4)
     print("bench observe: generating and reading ...", file=sys.stderr, flush=True)
-    reading = reading_cost(args.rows, args.runs, args.reuse)
+    reading = reading_cost(args.rows, args.runs, reuse=not args.regenerate)
     figures = {"recording": recording, "reading": reading, "runs": args.runs}
     emit(args, "observe", figures, markdown(figures))
 
