@@ -2,8 +2,8 @@
 
 Recording: two local servers on the same database, one with METRICS_ENABLED=true and one with
 false, each answering `POST /api/ai_execute` (model local/echo, which writes its ledger row)
-one request at a time over keep-alive, in alternating rounds; the figure is the latency the
-caller sees. The write itself (`observe_record()`: the raw row and its rollups) is also timed
+one request at a time over keep-alive, taking turns request by request; the figure is the
+latency the caller sees. The write itself (`observe_record()`: the raw row and its rollups) is also timed
 alone, called directly.
 
 Reading: one million requests and one million ledger rows spread over 30 days, generated with
@@ -58,7 +58,7 @@ def start_server(database_url: str, metrics_enabled: bool) -> tuple[Process, str
 # --- recording ------------------------------------------------------------------------------------
 
 
-def recording_cost(requests: int, rounds: int) -> dict:
+def recording_cost(requests: int) -> dict:
     import httpx
 
     url = fresh_database("observe")
@@ -70,14 +70,12 @@ def recording_cost(requests: int, rounds: int) -> dict:
         for client in clients.values():  # warm-up: imports, pools, plans
             for _ in range(100):
                 client.post("/api/ai_execute", json=body).raise_for_status()
-        per_round = max(1, requests // rounds)
-        for round_number in range(rounds):
-            order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
-            for mode in order:
-                for _ in range(per_round):
-                    started = time.perf_counter()
-                    clients[mode].post("/api/ai_execute", json=body).raise_for_status()
-                    latencies[mode].append(time.perf_counter() - started)
+        # one request to each in turn, so both see the same load of a shared machine
+        for i in range(requests):
+            for mode in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                started = time.perf_counter()
+                clients[mode].post("/api/ai_execute", json=body).raise_for_status()
+                latencies[mode].append(time.perf_counter() - started)
         for client in clients.values():
             client.close()
         time.sleep(1)  # the last records land
@@ -244,7 +242,7 @@ def markdown(figures: dict) -> str:
         "## Observability",
         "",
         f"**Recording.** `POST /api/ai_execute` (model `local/echo`, ledger row written) on two local servers on "
-        f"one database, recording on and off, {rec['on']['n']} requests each, one at a time in alternating rounds. "
+        f"one database, recording on and off, {rec['on']['n']} requests each, one at a time, taking turns. "
         "The row and its rollups are written after the response is sent, so the caller does not wait for "
         "the write; what remains is the work sharing the event loop and the CPU with the next request.",
         "",
@@ -287,7 +285,7 @@ def main() -> None:
         args.requests, args.rows, args.runs = 200, 50_000, 5
     os.environ.setdefault("LOG_LEVEL", "warning")
     print("bench observe: recording ...", file=sys.stderr, flush=True)
-    recording = recording_cost(args.requests, rounds=4)
+    recording = recording_cost(args.requests)
     print("bench observe: generating and reading ...", file=sys.stderr, flush=True)
     reading = reading_cost(args.rows, args.runs, reuse=not args.regenerate)
     figures = {"recording": recording, "reading": reading, "runs": args.runs}
