@@ -22,7 +22,7 @@ class MetricsQuery(BaseModel):
     by: Literal["function", "model", "provider", "user", "namespace", "caller"] = "function"
     format: Literal["json", "prometheus"] = "json"
     sort: Literal["requests", "errors", "cost", "latency"] = "requests"
-    limit: int = Field(50, ge=1, le=1000, description="groups listed, the first by `sort`")
+    limit: int = Field(25, ge=1, le=1000, description="groups listed, the first by `sort`")
     recent: int = Field(10, ge=0, le=100, description="slowest and failed requests listed")
 
 

@@ -260,8 +260,9 @@ def markdown(figures: dict) -> str:
         f"`generate_series` (about 1 in 20 a 4xx or 5xx, 60% of chat requests streamed, 6 chat models and one "
         f"embedding model, 2,000 users, 7 keys, 25 namespaces) in {read['generate_s']:.0f} s, folded into "
         f"{read['rollup_rows']:,} rollup rows by `observe_fold()` in {read['fold_s']:.0f} s. Then "
-        f"`GET /api/metrics` on a local server, {figures['runs']} runs each after 2 warm-ups (`recent=10`, "
-        "so each JSON answer also lists the slowest and failed requests from the raw rows). "
+        f"`GET /api/metrics` on a local server, {figures['runs']} runs each after 2 warm-ups, with the default "
+        "`limit=25` groups and `recent=10` (so each JSON answer also lists the slowest and failed requests "
+        "from the raw rows). "
         f"The 30-day totals count {read.get('totals_30d', 0):,} requests.",
         "",
         table(["query", "p50 ms", "p95 ms", "response KB", f"p50 under {READ_TARGET_MS:.0f} ms"], [

@@ -43,11 +43,12 @@ def wait_recorded(database: str, request_ids: list[str], timeout_s: float = 15) 
 
 
 def wait_quiet(database: str) -> None:
-    """Until no recording is in flight (the row count holds still for a moment)."""
-    last = -1
-    for _ in range(100):
+    """Until no recording is in flight (the row count holds still for a second)."""
+    last, still = -1, 0
+    for _ in range(150):
         [(n,)] = query(database, "SELECT count(*) FROM request_log")
-        if n == last:
+        still = still + 1 if n == last else 0
+        if still >= 5:
             return
         last = n
         time.sleep(0.2)
@@ -262,7 +263,9 @@ def test_incremental_rollups_equal_a_fold_of_the_raw_rows(client, database) -> N
                "input_token_counts::text, output_token_counts::text, round(latency_ms_sum::numeric, 3), "
                "round(ttfb_ms_sum::numeric, 3)")
     snapshot = f"SELECT {columns} FROM metrics_rollup ORDER BY grain, dim, bucket_start, key, kind"
-    with psycopg.connect(database) as conn:  # one transaction, rolled back
+    # one snapshot for every statement (a request recorded meanwhile is in neither side), rolled back
+    with psycopg.connect(database) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         incremental = conn.execute(snapshot).fetchall()
         [(raw_rows,)] = conn.execute("SELECT count(*) FROM request_log").fetchall()
         conn.execute("DELETE FROM metrics_rollup")

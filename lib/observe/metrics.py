@@ -31,24 +31,29 @@ WINDOWS: dict[str, tuple[str, timedelta]] = {
 }
 GROUPINGS = ("function", "model", "provider", "user", "namespace", "caller")
 
-ROLLUP_SQL = """
-SELECT bucket_start, key, requests, client_errors, server_errors, error_codes, latency_ms_sum,
-       latency_counts, array_lower(latency_counts, 1) AS latency_from, streams, ttfb_ms_sum, ttfb_counts,
-       array_lower(ttfb_counts, 1) AS ttfb_from, llm_requests, cache_hits, operations, failed_operations,
-       retries, fallbacks, input_tokens, output_tokens, cost_usd
-FROM metrics_rollup
-WHERE grain = %(grain)s AND dim = %(dim)s AND bucket_start >= %(since)s AND key = ANY(%(keys)s)
-"""
-# The groups to list, ranked on summed columns (`sort=latency` ranks by mean latency).
-_RANK_ORDER = {"requests": "requests", "errors": "errors", "cost": "cost", "latency": "latency"}
-RANK_SQL = """
-SELECT key, sum(requests) AS requests, sum(client_errors + server_errors) AS errors, sum(cost_usd) AS cost,
-       sum(latency_ms_sum) / nullif(sum(requests), 0) AS latency, count(*) OVER () AS groups_total
-FROM metrics_rollup
-WHERE grain = %(grain)s AND dim = %(dim)s AND bucket_start >= %(since)s
-GROUP BY key
-ORDER BY {order} DESC NULLS LAST, key
-LIMIT %(limit)s
+# The groups to list, ranked on summed columns (`sort=latency` ranks by mean latency), and the
+# rollup rows of those groups only, in one statement.
+_RANK_BY = {"requests": "sum(requests)", "errors": "sum(client_errors + server_errors)", "cost": "sum(cost_usd)",
+            "latency": "sum(latency_ms_sum) / nullif(sum(requests), 0)"}
+GROUPS_SQL = """
+WITH ranked AS (
+    SELECT key, count(*) OVER () AS groups_total,
+           row_number() OVER (ORDER BY score DESC NULLS LAST, key) AS position
+    FROM (SELECT key, {score} AS score
+          FROM metrics_rollup
+          WHERE grain = %(grain)s AND dim = %(dim)s AND bucket_start >= %(since)s
+          GROUP BY key) g
+    ORDER BY position
+    LIMIT %(limit)s
+)
+SELECT k.position, k.groups_total, m.bucket_start, m.key, m.requests, m.client_errors, m.server_errors,
+       m.error_codes, m.latency_ms_sum, m.latency_counts, array_lower(m.latency_counts, 1) AS latency_from,
+       m.streams, m.ttfb_ms_sum, m.ttfb_counts, array_lower(m.ttfb_counts, 1) AS ttfb_from, m.llm_requests,
+       m.cache_hits, m.operations, m.failed_operations, m.retries, m.fallbacks, m.input_tokens,
+       m.output_tokens, m.cost_usd
+FROM metrics_rollup m JOIN ranked k ON k.key = m.key
+WHERE m.grain = %(grain)s AND m.dim = %(dim)s AND m.bucket_start >= %(since)s
+ORDER BY k.position
 """
 
 # The ledger rows of each listed request, found through its request_id index.
@@ -148,20 +153,27 @@ class Figures:
             "fallbacks": self.fallbacks,
         }
 
-    def point(self) -> dict[str, Any]:
-        """The figures one time-series point carries (flat, so each becomes one array)."""
+    def point(self, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The figures one time-series point carries (flat, so each becomes one array); `names`
+        picks some of them."""
         n = self.requests
         p50, p95, p99 = percentiles(self.latency_counts, (0.5, 0.95, 0.99))
-        ttft_p50, ttft_p95 = percentiles(self.ttfb_counts, (0.5, 0.95))
-        return {
+        figures = {
             "requests": n, "errors": self.errors, "server_errors": self.server_errors,
             "error_rate": _ratio(self.errors, n), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-            "ttft_p50_ms": ttft_p50, "ttft_p95_ms": ttft_p95,
             "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
             "cost_usd": round(float(self.cost_usd), 8), "llm_requests": self.llm_requests,
             "cache_hits": self.cache_hits, "cache_hit_rate": _ratio(self.cache_hits, self.llm_requests),
             "retries": self.retries, "fallbacks": self.fallbacks,
         }
+        if names is None or "ttft_p50_ms" in names:
+            figures["ttft_p50_ms"], figures["ttft_p95_ms"] = percentiles(self.ttfb_counts, (0.5, 0.95))
+        return figures if names is None else {name: figures[name] for name in names}
+
+
+# What each group's series carries (the total series carries every figure of `Figures.point`).
+GROUP_POINT = ("requests", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "input_tokens", "output_tokens",
+               "cost_usd", "cache_hit_rate")
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -190,7 +202,7 @@ def window_buckets(now: datetime, window: str) -> tuple[str, list[datetime]]:
 
 
 async def read_metrics(conn: AsyncConnection, *, window: str = "24h", by: str = "function",
-                       sort: str = "requests", limit: int = 50, recent: int = 10) -> dict[str, Any]:
+                       sort: str = "requests", limit: int = 25, recent: int = 10) -> dict[str, Any]:
     """The JSON document of GET /api/metrics (see docs/observability.md for every field)."""
     cur = await conn.execute("SELECT now() AT TIME ZONE 'UTC'")
     now = (await cur.fetchone())[0]
@@ -198,41 +210,40 @@ async def read_metrics(conn: AsyncConnection, *, window: str = "24h", by: str = 
     index = {start: i for i, start in enumerate(starts)}
     since = _utc(starts[0])
 
-    async def ranked(dim: str, count: int) -> tuple[list[str], int]:
-        cur = await conn.execute(RANK_SQL.format(order=_RANK_ORDER[sort]),
-                                 {"grain": grain, "dim": dim, "since": since, "limit": count})
-        rows = await cur.fetchall()
-        return [row[0] for row in rows], (rows[0][5] if rows else 0)
-
-    async def figures(dim: str, keys: list[str]) -> tuple[dict[str, Figures], dict[str, list[Figures]]]:
+    async def figures(dim: str, count: int) -> tuple[list[str], int, dict[str, Figures], dict[str, list[Figures]]]:
+        """The first `count` groups of `dim`, in order, how many there are, and their figures
+        overall and per bucket."""
         from psycopg.rows import dict_row
 
-        overall: dict[str, Figures] = {key: Figures() for key in keys}
-        series: dict[str, list[Figures]] = {key: [Figures() for _ in starts] for key in keys}
+        keys: list[str] = []
+        total = 0
+        overall: dict[str, Figures] = {}
+        series: dict[str, list[Figures]] = {}
         async with conn.cursor(binary=True, row_factory=dict_row) as rows:
-            await rows.execute(ROLLUP_SQL, {"grain": grain, "dim": dim, "since": since, "keys": keys})
+            await rows.execute(GROUPS_SQL.format(score=_RANK_BY[sort]),
+                               {"grain": grain, "dim": dim, "since": since, "limit": count})
             for row in await rows.fetchall():
+                key, total = row["key"], row["groups_total"]
+                if key not in overall:
+                    keys.append(key)
+                    overall[key], series[key] = Figures(), [Figures() for _ in starts]
                 at = index.get(_naive_utc(row["bucket_start"]))
                 if at is not None:
-                    overall[row["key"]].add(row)
-                    series[row["key"]][at].add(row)
-        return overall, series
+                    overall[key].add(row)
+                    series[key][at].add(row)
+        return keys, total, overall, series
 
     # every request once: the function groups (a handful of keys) give the totals
-    functions, _ = await ranked("function", 10_000)
-    per_function, function_series = await figures("function", functions)
+    functions, function_count, per_function, function_series = await figures("function", 10_000)
     totals, total_series = Figures(), [Figures() for _ in starts]
     for key in functions:
         totals.merge(per_function[key])
         for at, point in enumerate(function_series[key]):
             total_series[at].merge(point)
     if by == "function":
-        keys, groups_total = functions, len(functions)
-        keys = keys[:limit]
-        groups, group_series = per_function, function_series
+        keys, groups_total, groups, group_series = functions[:limit], function_count, per_function, function_series
     else:
-        keys, groups_total = await ranked(by, limit)
-        groups, group_series = await figures(by, keys)
+        keys, groups_total, groups, group_series = await figures(by, limit)
 
     document: dict[str, Any] = {
         "window": window, "by": by, "grain": grain, "sort": sort,
@@ -243,7 +254,7 @@ async def read_metrics(conn: AsyncConnection, *, window: str = "24h", by: str = 
         "series": {
             "start": [_iso(s) for s in starts],
             "total": _columns([f.point() for f in total_series]),
-            "groups": {key: _columns([f.point() for f in group_series[key]]) for key in keys},
+            "groups": {key: _columns([f.point(GROUP_POINT) for f in group_series[key]]) for key in keys},
         },
     }
     if recent:
