@@ -6,7 +6,7 @@ geometric middle of the bucket that holds it, so for values from 0.1 ms to 1000 
 figure is within a factor sqrt(1.2658) of the true one: at most 12.6% above it or 11.1% below it
 (`PERCENTILE_ERROR`). Under 0.1 ms it is reported as 0.05 ms, and over 1000 s as 1000 s.
 
-The same bounds are compiled into SQL (`observe_latency_bounds()` in migration 040); a test checks
+The same bounds are compiled into SQL (`observe_latency_bounds()` in migration 070); a test checks
 that the two lists agree. Counts are indexed like SQL's `width_bucket`: index 0 holds values under
 the first bound, index i values in [bounds[i-1], bounds[i]), the last index values at or over the
 last bound. Postgres stores them sparse (see `dense`).

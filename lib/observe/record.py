@@ -3,7 +3,7 @@
 The endpoint helper opens a `RequestTrace` when a request arrives, tells it who called and for
 whom, and awaits `finish()` after the last byte went out, in the same event loop and the same
 invocation: the caller never waits for the write, and a failed write is logged, never raised.
-One statement (`observe_record()`, migration 040) stores the row and folds it into the rollups.
+One statement (`observe_record()`, migration 070) stores the row and folds it into the rollups.
 
 Only the standard library and the leaves are imported at the top: this runs on every cold start.
 """
