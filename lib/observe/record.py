@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from lib import deadline
 from lib.config import Settings, get_settings
 from lib.logs import log, scrub
 
@@ -123,5 +124,7 @@ async def record_request(record: RequestRecord, settings: Settings) -> None:
 
     from lib import db
 
-    async with asyncio.timeout(WRITE_TIMEOUT_S), db.connect(settings) as conn:
-        await conn.execute(RECORD_SQL, vars(record))
+    # a request that ran out of time is recorded too (its failure is what operators look for)
+    with deadline.at_least(WRITE_TIMEOUT_S):
+        async with asyncio.timeout(WRITE_TIMEOUT_S), db.connect(settings) as conn:
+            await conn.execute(RECORD_SQL, vars(record))
