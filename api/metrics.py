@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.web import Endpoint, Request, Response, json_response
+from lib.web.auth import require_admin
 
 app = Endpoint("metrics")
 
@@ -29,7 +30,6 @@ class MetricsQuery(BaseModel):
 @app.get(MetricsQuery)
 async def metrics(request: Request, query: MetricsQuery) -> Response:
     from lib import db
-    from lib.observe.access import require_admin
 
     require_admin(request)
     async with db.connect(request.settings) as conn:

@@ -90,7 +90,8 @@ def recording_cost(requests: int) -> dict:
 async def write_cost(url: str, n: int) -> dict:
     """The recording statement alone: one request's row and rollups, committed."""
     from lib import config, db
-    from lib.observe.record import RequestRecord, record_request
+    from lib.observe.record import record_request
+    from lib.web.trace import RequestRecord
 
     os.environ["DATABASE_URL"] = url
     config.reset_settings()

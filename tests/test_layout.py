@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RANK = {
     "config": 0, "errors": 0, "logs": 0, "tokens": 0, "deadline": 0, "shapes": 0,
     "db": 1, "web": 1,
-    "providers": 2,
+    "providers": 2, "observe": 2,
     "gateway": 3, "ingest": 3,
     "retrieval": 4,
     "reindex": 5, "assistant": 5, "prompts": 5,

@@ -1,25 +1,16 @@
-"""Recording every request: what the HTTP edge saw of it, written once the response is sent.
+"""Recording every request: its row in `request_log` and its rollups, in one statement.
 
-The endpoint helper opens a `RequestTrace` when a request arrives, tells it who called and for
-whom, and awaits `finish()` after the last byte went out, in the same event loop and the same
-invocation: the caller never waits for the write, and a failed write is logged, never raised.
-One statement (`observe_record()`, migration 070) stores the row and folds it into the rollups.
-
-Only the standard library and the leaves are imported at the top: this runs on every cold start.
+The edge (lib/web/trace.py) hands over each finished request after its response went out; this
+module listens (it registers when imported, which lib/__init__.py does for every process) and
+writes with `observe_record()` (migration 070), unless METRICS_ENABLED is off. The write is
+bounded by WRITE_TIMEOUT_S; a failure is logged by the edge and never reaches the caller.
 """
 
 from __future__ import annotations
 
-import time
-from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
-
 from lib import deadline
 from lib.config import Settings, get_settings
-from lib.logs import log, scrub
-
-_current: ContextVar[RequestTrace | None] = ContextVar("request_trace", default=None)
+from lib.web.trace import RequestRecord, on_request_finished
 
 WRITE_TIMEOUT_S = 2.0  # a slow database must not keep a finished request's coroutine alive for long
 
@@ -27,95 +18,6 @@ RECORD_SQL = """
 SELECT observe_record(%(request_id)s, %(function)s, %(method)s, %(status)s, %(error_code)s,
                       %(latency_ms)s, %(ttfb_ms)s, %(caller)s, %(user_id)s, %(namespace)s)
 """
-
-
-@dataclass
-class RequestRecord:
-    """One row of `request_log` as the application knows it."""
-
-    request_id: str
-    function: str
-    method: str
-    status: int
-    error_code: str | None
-    latency_ms: float
-    ttfb_ms: float | None = None
-    caller: str | None = None
-    user_id: str | None = None
-    namespace: str | None = None
-
-
-class RequestTrace:
-    """What one request did, gathered while it runs. Created by the endpoint for each request."""
-
-    def __init__(self, function: str, method: str, request_id: str) -> None:
-        self.function, self.method, self.request_id = function, method, request_id
-        self.started = time.perf_counter()
-        self.first_byte: float | None = None
-        self.completed = False
-        self.caller: str | None = None
-        self.user_id: str | None = None
-        self.namespace: str | None = None
-        _current.set(self)
-
-    def watch(self, send: Any) -> Any:
-        """Wrap the ASGI `send` to note when the first body byte and the end of the body go out."""
-
-        async def timed_send(message: dict[str, Any]) -> None:
-            await send(message)
-            if message["type"] == "http.response.body":
-                if self.first_byte is None and message.get("body"):
-                    self.first_byte = time.perf_counter()
-                if not message.get("more_body", False):
-                    self.completed = True
-
-        return timed_send
-
-    def identify(self, request: Any, body: Any = None) -> None:
-        """Note the caller (once authenticated) and, from the request's input, user and namespace."""
-        if request is not None:
-            self.caller = request.caller
-        if body is None:
-            return
-        get = body.get if isinstance(body, dict) else lambda name: getattr(body, name, None)
-        user, namespace = get("user"), get("namespace")
-        self.user_id = user if isinstance(user, str) and user else self.user_id
-        self.namespace = namespace if isinstance(namespace, str) and namespace else self.namespace
-
-    def to_record(self, status: int, error_code: str | None, streamed: bool) -> RequestRecord:
-        now = time.perf_counter()
-        ttfb = (self.first_byte - self.started) * 1000 if streamed and self.first_byte is not None else None
-        if streamed and not self.completed and status < 400:
-            status, error_code = 499, "client_closed"  # the client left before the stream ended
-        return RequestRecord(self.request_id, self.function, self.method, status, error_code,
-                             round((now - self.started) * 1000, 3), None if ttfb is None else round(ttfb, 3),
-                             self.caller, self.user_id, self.namespace)
-
-    async def finish(self, status: int, error_code: str | None, *, streamed: bool) -> None:
-        """Write this request's row; never raises (a request is not failed by its bookkeeping)."""
-        _current.set(None)
-        if self.method == "OPTIONS":
-            return  # preflights say nothing about the function
-        try:
-            settings = get_settings()
-            if not settings.metrics_enabled:
-                return
-            await record_request(self.to_record(status, error_code, streamed), settings)
-        except Exception as exc:  # noqa: BLE001 - see docstring
-            log("warning", "request_record_failed", request_id=self.request_id, function=self.function,
-                detail=scrub(repr(exc))[:500])
-
-
-def current_trace() -> RequestTrace | None:
-    """The trace of the request this code runs for, if any."""
-    return _current.get()
-
-
-def identify(request: Any, body: Any = None) -> None:
-    """Tell the current request's trace who called and with what input (no-op outside a request)."""
-    trace = _current.get()
-    if trace is not None:
-        trace.identify(request, body)
 
 
 async def record_request(record: RequestRecord, settings: Settings) -> None:
@@ -128,3 +30,12 @@ async def record_request(record: RequestRecord, settings: Settings) -> None:
     with deadline.at_least(WRITE_TIMEOUT_S):
         async with asyncio.timeout(WRITE_TIMEOUT_S), db.connect(settings) as conn:
             await conn.execute(RECORD_SQL, vars(record))
+
+
+async def record_finished_request(record: RequestRecord) -> None:
+    settings = get_settings()
+    if settings.metrics_enabled:
+        await record_request(record, settings)
+
+
+on_request_finished(record_finished_request)

@@ -28,9 +28,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from lib import deadline, errors
 from lib.config import ApiKey, SettingError, Settings, get_settings
 from lib.logs import log, scrub, set_level
-from lib.observe import record as observe
 from lib.web.auth import authenticate_api_key, bearer_token, check_cron_secret, matching_secret
 from lib.web.client_input import check_fields, check_text, read_json_object
+from lib.web.trace import RequestTrace, identify
 
 __all__ = [
     "Endpoint", "Request", "Response", "StreamingResponse", "UploadedFile", "json_response", "sse_response",
@@ -237,7 +237,7 @@ class Endpoint:
         incoming_id = headers.get("x-request-id", "")
         request_id = incoming_id if _REQUEST_ID.match(incoming_id) else os.urandom(16).hex()
         method = scope["method"].upper()
-        trace = observe.RequestTrace(self.name, method, request_id)
+        trace = RequestTrace(self.name, method, request_id)
         send = trace.watch(send)
         outcome = {"status": 500, "error_code": None}
         extra_headers = {"x-request-id": request_id}
@@ -298,7 +298,7 @@ class Endpoint:
             api_key=api_key,
             client_ip=(scope.get("client") or ("", 0))[0] or "",
         )
-        observe.identify(request)
+        identify(request)
         body: Any = None
         data: dict[str, Any] = {}
         if method in ("GET", "HEAD", "DELETE"):  # a model reads a blank `?limit=` as absent
@@ -310,7 +310,7 @@ class Endpoint:
             body = _validate(route, data)
         elif data:
             body = data
-        observe.identify(request, body)
+        identify(request, body)
         result = await route.handler(request, body)
         if isinstance(result, (Response, StreamingResponse)):
             return result

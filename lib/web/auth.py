@@ -66,3 +66,19 @@ def check_cron_secret(request: Request) -> None:
     if matching_secret(bearer_token(request.headers), [secret]) is None:
         raise errors.Unauthorized("missing or wrong cron secret: send Authorization: Bearer <CRON_SECRET>",
                                   headers={"www-authenticate": "Bearer"})
+
+
+def is_admin(request: Request) -> bool:
+    """An administrator: today a caller whose API key has no namespace list (an all-access key),
+    or anyone on a local deployment without API_KEYS, where every function is open. When callers
+    gain explicit roles this becomes `role == "admin"`, here and nowhere else."""
+    if request.api_key is None:
+        return not request.settings.api_keys and not request.settings.is_production
+    return request.api_key.namespaces is None
+
+
+def require_admin(request: Request) -> None:
+    """Refuse (403) a caller who is not an administrator. (No key at all was already a 401.)"""
+    if not is_admin(request):
+        raise errors.Forbidden("this is for administrators: use an API key without a namespace list",
+                               code="admin_required")
