@@ -23,6 +23,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GET /api/dashboard */
+        get: operations["get_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/docs": {
         parameters: {
             query?: never;
@@ -102,6 +119,23 @@ export interface paths {
         };
         /** Is the function up, and can it reach Postgres with pgvector? 503, same shape, when it cannot. */
         get: operations["get_health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** GET /api/metrics */
+        get: operations["get_metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1084,6 +1118,10 @@ export interface components {
             };
             jobs: components["schemas"]["ReindexJob"][];
             duration_s: number;
+            /** @description the observability upkeep of this run: rows and rollups pruned, alerts new, sent and failed (see docs/observability.md) */
+            observe: {
+                [key: string]: unknown;
+            };
         };
         /** @description A preview: the final messages a version gives with these variables. */
         RenderPrompt: {
@@ -2005,6 +2043,97 @@ export interface operations {
             };
         };
     };
+    get_dashboard: {
+        parameters: {
+            query?: {
+                asset?: ("dashboard.js" | "dashboard.css" | "uPlot.iife.min.js" | "uPlot.min.css") | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
     get_docs: {
         parameters: {
             query?: {
@@ -2891,6 +3020,136 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthReport"];
+                };
+            };
+        };
+    };
+    get_metrics: {
+        parameters: {
+            query?: {
+                window?: "1h" | "24h" | "7d" | "30d";
+                by?: "function" | "model" | "provider" | "user" | "namespace" | "caller";
+                format?: "json" | "prometheus";
+                sort?: "requests" | "errors" | "cost" | "latency";
+                /** @description groups listed, the first by `sort` */
+                limit?: number;
+                /** @description slowest and failed requests listed */
+                recent?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /**
+             * @description Bad request
+             *
+             *     - `bad_request`: the body cannot be read (the client went away mid-body)
+             *     - `invalid_json`: the body is not a JSON object, or is nested too deeply
+             *     - `invalid_multipart`: a multipart/form-data body without a boundary, or malformed
+             *     - `invalid_text`: text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
+             *     - `cors_method_not_allowed`: a CORS preflight for a method the function does not serve
+             *     - `cors_header_not_allowed`: a CORS preflight for a request header browsers may not send here
+             */
+            400: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unauthorized
+             *
+             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             */
+            401: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Forbidden
+             *
+             *     - `forbidden`: a valid key used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
+             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
+             *     - `key_not_allowed`: an S3 key that was not issued for this namespace
+             */
+            403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Invalid fields
+             *
+             *     - `validation_error`: well-formed but wrong: `details` lists each field and what is wrong with it
+             *     - `context_too_long`: the conversation's newest turn alone does not fit the model's context window
+             *     - `empty_document`: the document has no text (a scanned PDF needs OCR, which we do not do)
+             *     - `corrupt_document`: the file is not a readable document of its type
+             *     - `encrypted_document`: the PDF is encrypted with a password
+             */
+            422: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Internal error
+             *
+             *     - `internal_error`: a fault of ours; the server log has the detail under the request id
+             */
+            500: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Unavailable
+             *
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
+             *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
+             *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
+             *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
+             */
+            503: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
         };

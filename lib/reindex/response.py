@@ -6,6 +6,8 @@ hold real answers to this.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from lib.shapes import Shape
@@ -28,3 +30,6 @@ class ReindexReport(Shape):
     outcomes: dict[str, int]
     jobs: list[ReindexJob]
     duration_s: float
+    observe: dict[str, Any] = Field(
+        description="the observability upkeep of this run: rows and rollups pruned, alerts new, sent and "
+                    "failed (see docs/observability.md)")
