@@ -100,32 +100,54 @@ def comma_list(raw: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
+def web_address(raw: str) -> str:
+    if not raw.startswith(("https://", "http://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw
+
+
 def project_path(raw: str) -> Path:
     """A path; a relative one is relative to the project root, as the default is."""
     return PROJECT_ROOT / Path(raw).expanduser()
 
 
+# What a caller may do, least first; each role may do everything the ones before it may.
+ROLES = ("reader", "writer", "admin")
+
+
 @dataclass(frozen=True)
 class ApiKey:
-    """One entry of API_KEYS: the secret and, when limited, the namespaces it may touch."""
+    """One entry of API_KEYS: the secret, the namespaces it may touch when limited, its role."""
 
     key: str
     namespaces: frozenset[str] | None = None  # None: every namespace
+    role: str | None = None  # None: named before roles existed (see `effective_role`)
 
     def allows(self, namespace: str) -> bool:
         return self.namespaces is None or namespace in self.namespaces
 
+    @property
+    def effective_role(self) -> str:
+        """A key without a role keeps what it could do before roles: all of it when unscoped,
+        everything but administration when limited to namespaces."""
+        return self.role or ("admin" if self.namespaces is None else "writer")
+
 
 def parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
-    """`k1,k2:docs|faq` -> k1 for every namespace, k2 limited to `docs` and `faq`."""
+    """`k1,k2:docs|faq,k3:reader,k4:docs|faq:writer` -> k1 for every namespace, k2 limited to `docs`
+    and `faq`; a last segment that is a role name is the key's role."""
     keys = []
     for entry in raw.split(","):
         entry = entry.strip()
         if not entry:
             continue
         secret, _, scope = entry.partition(":")
+        head, _, last = scope.rpartition(":")
+        role = last.strip().lower() if last.strip().lower() in ROLES else None
+        if role:
+            scope = head
         namespaces = frozenset(n.strip() for n in scope.split("|") if n.strip()) or None
-        keys.append(ApiKey(secret.strip(), namespaces))
+        keys.append(ApiKey(secret.strip(), namespaces, role))
     return tuple(keys)
 
 
@@ -150,6 +172,22 @@ class Settings:
     api_keys: tuple[ApiKey, ...] = setting("API_KEYS", (), parse_api_keys)
     allowed_origins: tuple[str, ...] = setting("ALLOWED_ORIGINS", (), comma_list)
     max_body_bytes: int = setting("MAX_BODY_BYTES", 4_500_000, whole())
+
+    # --- end users: tokens from the app's identity provider, or its Auth.js session ----------
+    auth_jwks_url: str = setting("AUTH_JWKS_URL", "", web_address)
+    auth_issuer: str = setting("AUTH_ISSUER", "")
+    auth_audience: tuple[str, ...] = setting("AUTH_AUDIENCE", (), comma_list)
+    auth_jwt_secret: str = setting("AUTH_JWT_SECRET", "")  # HS256 issuers (Supabase's legacy secret)
+    auth_secret: tuple[str, ...] = setting("AUTH_SECRET", (), comma_list)  # Auth.js; newest first
+    auth_cookie: str = setting("AUTH_COOKIE", "")  # Clerk: __session
+    auth_user_claim: str = setting("AUTH_USER_CLAIM", "sub")
+    auth_namespaces_claim: str = setting("AUTH_NAMESPACES_CLAIM", "")
+    auth_namespace_template: str = setting("AUTH_NAMESPACE_TEMPLATE", "")  # e.g. user:{sub}
+    auth_role_claim: str = setting("AUTH_ROLE_CLAIM", "")
+    auth_default_role: str = setting("AUTH_DEFAULT_ROLE", "reader", one_of(*ROLES))
+    anonymous_role: str = setting("ANONYMOUS_ROLE", "", one_of("reader", "writer"))  # "": no anonymous access
+    anonymous_namespaces: tuple[str, ...] = setting("ANONYMOUS_NAMESPACES", (), comma_list)
+    anonymous_rate_limit_rpm: int = setting("ANONYMOUS_RATE_LIMIT_RPM", 10, whole())  # per client address
 
     # --- local server (python -m lib.cli serve) ---------------------------------------------
     host: str = setting("HOST", "127.0.0.1")
@@ -184,6 +222,7 @@ class Settings:
     budget_monthly_usd: float | None = setting("BUDGET_MONTHLY_USD", None, number())
     budget_user_daily_usd: float | None = setting("BUDGET_USER_DAILY_USD", None, number())
     budget_user_monthly_usd: float | None = setting("BUDGET_USER_MONTHLY_USD", None, number())
+    budget_anonymous_daily_usd: float | None = setting("BUDGET_ANONYMOUS_DAILY_USD", None, number())
     rate_limit_rpm: int = setting("RATE_LIMIT_RPM", 0, whole())  # 0: no limit
     cache_ttl_s: int = setting("CACHE_TTL_S", 3600, whole())  # 0: no response cache
 
@@ -237,7 +276,14 @@ class Settings:
 
     @property
     def is_production(self) -> bool:
-        return self.vercel_env == "production"
+        return self.vercel_env.lower() == "production"
+
+    @property
+    def identity_methods(self) -> tuple[str, ...]:
+        """How end users may prove who they are here (names only, never a secret)."""
+        methods = {"jwks": self.auth_jwks_url, "jwt_secret": self.auth_jwt_secret,
+                   "authjs_session": self.auth_secret}
+        return tuple(name for name, configured in methods.items() if configured)
 
     @property
     def has_provider_key(self) -> bool:
