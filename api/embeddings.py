@@ -28,7 +28,8 @@ class EmbeddingsRequest(BaseModel):
     cache: bool = True
 
 
-@app.post(EmbeddingsRequest, response="lib.ingest.response:EmbeddingsResponse", errors=(502, 504))
+@app.post(EmbeddingsRequest, role="reader", response="lib.ingest.response:EmbeddingsResponse",
+          errors=(502, 504))
 async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
     """Embed one text or a list, in batches sized to the model, cache first."""
     from lib.ingest.embedders import check_allowed, resolve_embedding_model
@@ -42,7 +43,7 @@ async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
     if len(texts) > MAX_INPUTS:
         raise errors.field_error("input", f"has {len(texts)} texts; send at most {MAX_INPUTS} per request")
     result = await embed_texts(texts, body.model, settings=request.settings, dimensions=body.dimensions,
-                               request_id=request.request_id, caller=request.caller, user_id=body.user,
+                               request_id=request.request_id, caller=request.caller, user_id=request.user_id,
                                use_cache=body.cache)
     if body.encoding_format == "base64":
         from lib.ingest.embedders.openai_wire import encode_vector

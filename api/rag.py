@@ -15,7 +15,8 @@ from lib.web import Endpoint, Request
 app = Endpoint("rag")
 
 
-@app.post(RagRequest, response="lib.retrieval.response:AnswerResponse | lib.retrieval.response:SearchResponse",
+@app.post(RagRequest, role="reader",
+          response="lib.retrieval.response:AnswerResponse | lib.retrieval.response:SearchResponse",
           streams={"ui": "lib.retrieval.response:AnswerMessageMetadata", "text": None},
           errors=(402, 404, 429, 502, 504), headers={"x-conversation-id": "the conversation the turn was "
                                                     "stored in (streamed answers)"})

@@ -1,15 +1,16 @@
 """GET /api/reindex: the cron that re-ingests changed sources, migrates embedding models, removes
 orphans and refreshes statistics, a bounded batch per call. Vercel cron calls it with
-`Authorization: Bearer $CRON_SECRET`.
+`Authorization: Bearer $CRON_SECRET`; an administrator may run it by hand (a key or token whose
+role is admin by name).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lib.web import Endpoint, Request, check_cron_secret
+from lib.web import Endpoint, Request, check_cron_or_admin
 
-app = Endpoint("reindex", auth=False)  # the cron secret, not API_KEYS, guards it
+app = Endpoint("reindex", auth=False)  # the cron secret or a named admin, checked in the handler
 
 
 @app.get(response="lib.reindex.response:ReindexReport", errors=(401, 504))
@@ -17,7 +18,7 @@ async def reindex(request: Request, _query: object) -> Any:
     """One bounded run of the reindex queue; Vercel cron sends `Authorization: Bearer $CRON_SECRET`."""
     from lib.reindex import run_reindex
 
-    check_cron_secret(request)
+    await check_cron_or_admin(request)
     report = await run_reindex(request.settings, worker=request.request_id[:32])
     return report.to_json()
 

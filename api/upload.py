@@ -20,7 +20,7 @@ from lib.web import Endpoint, Request, sse_response
 app = Endpoint("upload")
 
 
-@app.post(UploadBody, multipart=True,
+@app.post(UploadBody, multipart=True, role="writer",
           response="lib.ingest.response:IngestResult | lib.ingest.response:PresignedUpload"
                    " | lib.ingest.response:DeletedDocument",
           streams={"events": "lib.ingest.response:UploadEvent"}, errors=(404, 502, 504))
@@ -53,7 +53,7 @@ async def post(request: Request, body: UploadBody) -> Any:
     return (await run()).as_dict()
 
 
-@app.get(ListQuery, response="lib.ingest.response:DocumentList", errors=(504,))
+@app.get(ListQuery, role="writer", response="lib.ingest.response:DocumentList", errors=(504,))
 async def list_uploads(request: Request, query: ListQuery) -> dict:
     """A page of the namespace's documents, most recently updated first."""
     from lib.ingest.store import list_documents
@@ -64,7 +64,7 @@ async def list_uploads(request: Request, query: ListQuery) -> dict:
     return {"namespace": query.namespace, "documents": documents, "limit": query.limit, "offset": query.offset}
 
 
-@app.delete(DocumentQuery, response="lib.ingest.response:DeletedDocument", errors=(404, 504))
+@app.delete(DocumentQuery, role="writer", response="lib.ingest.response:DeletedDocument", errors=(404, 504))
 async def delete(request: Request, query: DocumentQuery) -> dict:
     """Delete one document and its chunks, by id or by source."""
     from lib.ingest.store import delete_document

@@ -12,7 +12,7 @@ from lib.web import Endpoint, Request, bearer_token, matching_secret
 app = Endpoint("scoped")
 
 
-@app.get()
+@app.get(role="reader")
 async def scoped(request: Request, query: dict | None) -> dict:
     namespace = (query or {}).get("namespace", "default")
     request.require_namespace(namespace)

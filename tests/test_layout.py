@@ -11,8 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lower ranks are imported by higher ones, never the reverse; equal ranks may not import each other.
 RANK = {
     "config": 0, "errors": 0, "logs": 0, "tokens": 0, "deadline": 0, "shapes": 0,
-    "db": 1, "web": 1,
-    "providers": 2, "observe": 2,
+    "db": 1,
+    "web": 2, "providers": 2,  # the edge counts anonymous callers in Postgres (lib/web/ratelimit.py)
+    "observe": 3,
     "gateway": 3, "ingest": 3,
     "retrieval": 4,
     "reindex": 5, "assistant": 5, "prompts": 5,

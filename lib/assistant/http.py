@@ -175,7 +175,7 @@ async def _stored_conversation(request: Request, body: AssistantRequest, window:
     except errors.ApiError:  # useChat's `id`: name the field it came in
         raise errors.field_error("conversation_id" if body.conversation_id else "id",
                                  "use 1 to 128 letters, digits or - _ : .") from None
-    chat = StoredChat(chat_id, body.namespace, conversation_owner(request.caller, body.user))
+    chat = StoredChat(chat_id, body.namespace, conversation_owner(request.caller, request.user_id))
     summarized = report.strategy == "summarize"
     # a drop reads no further back than twice the window: older turns could not be sent anyway
     conversation, turns = await _bring_up_to_date(request.settings, chat, body, summarized=summarized,
@@ -327,7 +327,7 @@ async def read_chats(request: Request, query: ChatsQuery) -> dict[str, Any]:
     )
 
     request.require_namespace(query.namespace)
-    scope = {"namespace": query.namespace, "caller": conversation_owner(request.caller, query.user)}
+    scope = {"namespace": query.namespace, "caller": conversation_owner(request.caller, request.user_id)}
     async with db.connect(request.settings) as conn:
         if query.conversation_id is None:
             chats = await list_conversations(conn, **scope, limit=query.limit, offset=query.offset)
@@ -353,7 +353,7 @@ async def delete_chat(request: Request, query: ChatRef) -> dict[str, Any]:
     request.require_namespace(query.namespace)
     async with db.connect(request.settings) as conn:
         turns = await delete_conversation(conn, query.conversation_id, namespace=query.namespace,
-                                          caller=conversation_owner(request.caller, query.user))
+                                          caller=conversation_owner(request.caller, request.user_id))
     if turns is None:
         raise _not_found(query.conversation_id)
     return {"conversation_id": query.conversation_id, "namespace": query.namespace, "deleted": True, "turns": turns}

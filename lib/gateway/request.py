@@ -267,7 +267,8 @@ def _tool_choice(choice: Any) -> str | dict[str, Any] | None:
     return choice
 
 
-def to_chat_request(body: ExecuteRequest) -> ChatRequest:
+def to_chat_request(body: ExecuteRequest, user_id: str | None = None) -> ChatRequest:
+    """The chat the providers see; `user_id` is the verified end user (see `Request.user_id`)."""
     messages, system = to_messages(body)
     tools = [Tool(t.function.name, t.function.description, t.function.parameters)
              for t in body.tools or [] if t.function is not None]
@@ -281,13 +282,13 @@ def to_chat_request(body: ExecuteRequest) -> ChatRequest:
     return ChatRequest(
         model="", messages=messages, system=system, temperature=body.temperature, max_tokens=body.max_tokens,
         stop=[body.stop] if isinstance(body.stop, str) else list(body.stop or []), tools=tools,
-        tool_choice=choice, response_format=fmt, user=body.user)
+        tool_choice=choice, response_format=fmt, user=user_id)
 
 
-def to_call(body: ExecuteRequest, settings: Settings) -> ChatCall:
+def to_call(body: ExecuteRequest, settings: Settings, user_id: str | None = None) -> ChatCall:
     """The models to try (the named one or the default, then the fallbacks) and the chat."""
     models = [body.model or default_chat_model(settings), *body.fallbacks]
-    chat = to_chat_request(body)
+    chat = to_chat_request(body, user_id)
     for i, name in enumerate(models):
         spec, model = resolve_model(name, "model" if i == 0 else f"fallbacks.{i - 1}")
         if chat.tools and not spec.supports_tools:
@@ -317,7 +318,7 @@ def call_context(request: Request, body: ExecuteRequest) -> CallContext:
     if keys and not request.settings.allow_byok:
         raise errors.Forbidden("provider keys in request headers are not accepted on this deployment "
                                "(ALLOW_BYOK is off)", code="byok_disabled")
-    return CallContext(request.settings, request.request_id, body.user, request.caller, keys)
+    return CallContext(request.settings, request.request_id, request.user_id, request.caller, keys)
 
 
 def json_output(body: ExecuteRequest, text: str) -> dict[str, Any]:

@@ -83,7 +83,7 @@ async def answer_request(request: Request, body: RagRequest, *, prompt: AnswerPr
                 "namespace": body.namespace, **hits.report()}
     question = Question(
         query=query, options=options, model=body.model, history=history,
-        conversation_id=body.conversation_id or body.id, caller=request.caller, user_id=body.user,
+        conversation_id=body.conversation_id or body.id, caller=request.caller, user_id=request.user_id,
         request_id=request.request_id, max_tokens=body.max_tokens, temperature=body.temperature,
         prompt=prompt,
     )

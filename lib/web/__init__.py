@@ -1,15 +1,16 @@
 """The endpoint helper: turns typed handlers into one ASGI `app` per Vercel function.
 
-A function file declares `app = Endpoint("name")` and registers a handler per method:
+A function file declares `app = Endpoint("name")` and registers a handler per method, with the
+least role a caller needs for it (`reader` < `writer` < `admin`; admin when not said):
 
-    @app.post(AskRequest)
+    @app.post(AskRequest, role="reader")
     async def ask(request: Request, body: AskRequest) -> dict: ...
 
     @app.get(ListQuery)          # GET (and DELETE): the model validates the query string
     async def list_items(request: Request, query: ListQuery) -> dict: ...
 
-The helper owns everything at the edge: request ids, CORS and preflight, API-key auth, body
-limits, content types, JSON and multipart parsing, pydantic validation (unknown fields refused,
+The helper owns everything at the edge: request ids, CORS and preflight, auth (API keys, end-user
+tokens, roles; see `lib/web/auth.py`), body limits, content types, JSON and multipart parsing, pydantic validation (unknown fields refused,
 a bad field or query parameter named in the 422), the JSON error shape, streaming responses and
 one structured log line per request.
 """
@@ -26,15 +27,27 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from lib import deadline, errors
-from lib.config import ApiKey, SettingError, Settings, get_settings
+from lib.config import ROLES, ApiKey, SettingError, Settings, get_settings
 from lib.logs import log, scrub, set_level
-from lib.web.auth import authenticate_api_key, bearer_token, check_cron_secret, matching_secret
+from lib.web.auth import (
+    PUBLIC,
+    Identity,
+    authenticate,
+    authenticate_api_key,
+    bearer_token,
+    check_cron_or_admin,
+    check_cron_secret,
+    client_address,
+    matching_secret,
+    same_site,
+)
 from lib.web.client_input import check_fields, check_text, read_json_object
 from lib.web.trace import RequestTrace, identify
 
 __all__ = [
     "Endpoint", "Request", "Response", "StreamingResponse", "UploadedFile", "json_response", "sse_response",
-    "authenticate_api_key", "bearer_token", "check_cron_secret", "matching_secret",
+    "Identity", "authenticate_api_key", "bearer_token", "check_cron_or_admin", "check_cron_secret",
+    "matching_secret",
 ]
 
 Scope = dict[str, Any]
@@ -139,23 +152,35 @@ class Request:
     form: dict[str, str] = field(default_factory=dict)
     files: dict[str, UploadedFile] = field(default_factory=dict)
     client_ip: str = ""
+    identity: Identity = PUBLIC
+    end_user: str | None = None  # the body's `user`, when a trusted server (an API key) named one
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
 
+    def require_role(self, role: str) -> None:
+        """Refuse (403) a caller whose role is below `role` (`reader` < `writer` < `admin`)."""
+        if not self.identity.may(role):
+            raise errors.Forbidden(
+                f"{self.method} {self.path} needs role {role!r}; {self.identity.described} does not have it",
+                code="role_required", details={"required_role": role, "role": self.identity.role or None})
+
     def require_namespace(self, namespace: str) -> None:
-        """Refuse (403) when the caller's key is limited to other namespaces."""
-        if self.api_key is not None and not self.api_key.allows(namespace):
-            raise errors.Forbidden(f"this API key may not use namespace {namespace!r}")
+        """Refuse (403) when the caller is limited to other namespaces."""
+        if not self.identity.allows(namespace):
+            raise errors.Forbidden(f"{self.identity.described} may not use namespace {namespace!r}",
+                                   details={"namespace": namespace})
 
     @property
     def caller(self) -> str:
-        """A stable, non-secret name for the caller, for rate limits and the ledger."""
-        if self.api_key is None:
-            return "anonymous"
-        import hashlib
+        """A stable, non-secret name for the caller, for rate limits, conversations and the ledger."""
+        return self.identity.caller
 
-        return "key:" + hashlib.sha256(self.api_key.key.encode()).hexdigest()[:12]
+    @property
+    def user_id(self) -> str | None:
+        """The end user, for per-user budgets, rate limits and the ledger: a token's subject, or
+        the `user` a server with an API key named in the body."""
+        return self.identity.user_id if self.identity.kind == "user" else self.end_user
 
 
 Handler = Callable[[Request, Any], Awaitable[Any]]
@@ -166,6 +191,7 @@ class _Route:
     handler: Handler
     model: Any  # a pydantic model class, any type pydantic validates (a union of models), or None
     multipart: bool
+    role: str = "admin"  # the least role a caller needs
     adapter: Any = None  # the pydantic TypeAdapter for a `model` that is not a model class
     # What the route answers, for the OpenAPI document only (lib/web/openapi.py); never read on a
     # request. Models may be named "module:Name" so the function's cold start does not import them.
@@ -181,9 +207,10 @@ class _Route:
 class Endpoint:
     """An ASGI application serving one Vercel function.
 
-    `auth=False` opens the function to everyone (health); otherwise, when `API_KEYS` is set,
-    a valid `Authorization: Bearer <key>` is required, and in production with no keys configured
-    the function refuses to serve at all.
+    `auth=False` opens the function to everyone (health); otherwise every request is
+    authenticated (`lib/web/auth.py`: an API key, a user's token, or anonymous when allowed) and
+    must have the role its route names, and in production with no way to authenticate anyone
+    configured the function refuses to serve at all.
     """
 
     def __init__(self, name: str, *, auth: bool = True, max_body_bytes: int | None = None) -> None:
@@ -192,13 +219,14 @@ class Endpoint:
         self.max_body_bytes = max_body_bytes
         self.routes: dict[str, _Route] = {}
 
-    def route(self, method: str, model: Any = None, *, multipart: bool = False, response: Any = None,
-              streams: dict[str, Any] | None = None, errors: tuple[int, ...] = (),
+    def route(self, method: str, model: Any = None, *, multipart: bool = False, role: str = "admin",
+              response: Any = None, streams: dict[str, Any] | None = None, errors: tuple[int, ...] = (),
               headers: dict[str, str] | None = None):
         """Register the handler of `method`. `model` validates what the method carries: the JSON
         or multipart body of a POST, the query string of a GET, both for a DELETE (a body's fields
         win). A blank query parameter (`?limit=`) counts as absent, as HTML forms send it. Without a
-        model the handler gets the raw dict.
+        model the handler gets the raw dict. `role` is the least role a caller needs (a route that
+        does not say is for administrators).
 
         The rest documents the route in the OpenAPI document: `response` is the model of a 200
         (or `{status: model}`), `streams` the streamed forms it can answer with instead
@@ -206,24 +234,26 @@ class Endpoint:
         plain text; `events`: server-sent JSON events, with their model), `errors` the statuses
         it can answer beyond those of every route (see lib/web/openapi.py), and `headers` the
         response headers it adds."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
 
         def register(handler: Handler) -> Handler:
             self.routes[method.upper()] = _Route(
-                handler, model, multipart,
+                handler, model, multipart, role,
                 responses=response if isinstance(response, dict) else ({200: response} if response else {}),
                 streams=dict(streams or {}), errors=tuple(errors), headers=dict(headers or {}))
             return handler
 
         return register
 
-    def get(self, model: Any = None, **documented: Any):
-        return self.route("GET", model, **documented)
+    def get(self, model: Any = None, *, role: str = "admin", **documented: Any):
+        return self.route("GET", model, role=role, **documented)
 
-    def post(self, model: Any = None, *, multipart: bool = False, **documented: Any):
-        return self.route("POST", model, multipart=multipart, **documented)
+    def post(self, model: Any = None, *, multipart: bool = False, role: str = "admin", **documented: Any):
+        return self.route("POST", model, multipart=multipart, role=role, **documented)
 
-    def delete(self, model: Any = None, **documented: Any):
-        return self.route("DELETE", model, **documented)
+    def delete(self, model: Any = None, *, role: str = "admin", **documented: Any):
+        return self.route("DELETE", model, role=role, **documented)
 
     # ASGI entry point
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -278,7 +308,8 @@ class Endpoint:
         origin = headers.get("origin")
         if method == "OPTIONS":
             return _preflight(settings, origin, headers, self.routes)
-        if origin and settings.allowed_origins and not _origin_allowed(settings, origin):
+        if (origin and settings.allowed_origins and not _origin_allowed(settings, origin)
+                and not same_site(settings, headers, origin)):
             raise errors.Forbidden(f"origin {origin!r} is not in ALLOWED_ORIGINS", code="origin_not_allowed")
         route = self.routes.get(method) or (self.routes.get("GET") if method == "HEAD" else None)
         if route is None:
@@ -287,7 +318,8 @@ class Endpoint:
                 f"{method} is not allowed on /api/{self.name}; use {allowed}",
                 headers={"allow": allowed},
             )
-        api_key = authenticate_api_key(settings, headers) if self.auth else None
+        address = client_address(settings, headers, (scope.get("client") or ("", 0))[0] or "")
+        identity = await authenticate(settings, headers, method, address) if self.auth else PUBLIC
         request = Request(
             method=method,
             path=scope.get("path", ""),
@@ -295,10 +327,17 @@ class Endpoint:
             query=_parse_query(scope.get("query_string", b"")),
             request_id=request_id,
             settings=settings,
-            api_key=api_key,
-            client_ip=(scope.get("client") or ("", 0))[0] or "",
+            api_key=identity.api_key,
+            client_ip=address,
+            identity=identity,
         )
         identify(request)
+        if self.auth:
+            request.require_role(route.role)
+            if identity.kind == "anonymous":
+                from lib.web.ratelimit import limit_anonymous
+
+                await limit_anonymous(settings, identity.caller)
         body: Any = None
         data: dict[str, Any] = {}
         if method in ("GET", "HEAD", "DELETE"):  # a model reads a blank `?limit=` as absent
@@ -310,6 +349,7 @@ class Endpoint:
             body = _validate(route, data)
         elif data:
             body = data
+        request.end_user = _end_user(identity, body)
         identify(request, body)
         result = await route.handler(request, body)
         if isinstance(result, (Response, StreamingResponse)):
@@ -317,6 +357,21 @@ class Endpoint:
         return json_response(result)
 
 # --- edge helpers ---------------------------------------------------------------------------
+
+
+def _end_user(identity: Identity, body: Any) -> str | None:
+    """The `user` a body names, when its caller may name one: a server with an API key may (it
+    speaks for its users), a signed-in user may only name themselves, an anonymous caller nobody."""
+    named = body.get("user") if isinstance(body, dict) else getattr(body, "user", None)
+    if not isinstance(named, str):
+        return None
+    if identity.kind == "user" and named != identity.user_id:
+        raise errors.Forbidden(f"the body names user {named!r} but the token is {identity.user_id!r}'s: a "
+                               "signed-in user acts only for themselves (leave `user` out)",
+                               code="user_mismatch")
+    if identity.kind == "anonymous":
+        raise errors.Forbidden("an anonymous caller cannot name a `user`; sign in", code="user_mismatch")
+    return named
 
 
 def _settings() -> Settings:

@@ -73,14 +73,15 @@ class RequestTrace:
         return timed_send
 
     def identify(self, request: Any, body: Any = None) -> None:
-        """Note the caller (once authenticated) and, from the request's input, user and namespace."""
+        """Note the caller (once authenticated), the end user it acts for (`Request.user_id`: a
+        token's subject, or the `user` a key named), and the namespace of the request's input."""
         if request is not None:
             self.caller = request.caller
+            user = request.user_id
+            self.user_id = user if isinstance(user, str) and user else self.user_id
         if body is None:
             return
-        get = body.get if isinstance(body, dict) else lambda name: getattr(body, name, None)
-        user, namespace = get("user"), get("namespace")
-        self.user_id = user if isinstance(user, str) and user else self.user_id
+        namespace = body.get("namespace") if isinstance(body, dict) else getattr(body, "namespace", None)
         self.namespace = namespace if isinstance(namespace, str) and namespace else self.namespace
 
     def to_record(self, status: int, error_code: str | None, streamed: bool) -> RequestRecord:
