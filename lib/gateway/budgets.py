@@ -1,4 +1,5 @@
-"""Spend limits: daily and monthly, for everyone together and per user, checked before any call.
+"""Spend limits: daily and monthly, for everyone together and per user (and daily for anonymous
+callers together), checked before any call.
 
 Spend comes from the counters `record_usage` keeps in Postgres, so every instance sees the same
 numbers. A request is refused (402) once a limit is reached; requests already in flight can
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from lib import errors
 from lib.config import Settings
-from lib.providers.usage import spend_periods, spend_scopes, user_of_scope, user_scope
+from lib.providers.usage import is_anonymous, spend_periods, spend_scopes, user_of_scope, user_scope
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -31,6 +32,8 @@ def budget_limits(settings: Settings, user_id: str | None,
     if user_id:
         limits[(user_scope(caller, user_id), "day")] = settings.budget_user_daily_usd
         limits[(user_scope(caller, user_id), "month")] = settings.budget_user_monthly_usd
+    if is_anonymous(caller):
+        limits[("anonymous", "day")] = settings.budget_anonymous_daily_usd
     return {k: v for k, v in limits.items() if v is not None}
 
 
@@ -47,10 +50,11 @@ async def check_budgets(conn: AsyncConnection, settings: Settings, user_id: str 
     for (scope, period), limit in limits.items():
         used = spent.get((scope, period), 0.0)
         if used >= limit:
-            who = "the deployment" if scope == "global" else f"user {user_of_scope(scope)!r}"
+            who = {"global": "the deployment", "anonymous": "anonymous callers"}.get(
+                scope, f"user {user_of_scope(scope)!r}")
             resets = "at 00:00 UTC" if period == "day" else "on the 1st of next month (UTC)"
             raise errors.PaymentRequired(
                 f"the {'daily' if period == 'day' else 'monthly'} budget of ${limit:g} for {who} is spent "
                 f"(${used:.4f} used); it resets {resets}",
-                details={"scope": "global" if scope == "global" else "user", "period": period,
+                details={"scope": scope if scope in ("global", "anonymous") else "user", "period": period,
                          "limit_usd": limit, "spent_usd": round(used, 6)})

@@ -153,7 +153,7 @@ async def _admit(call: ChatCall, ctx: CallContext) -> tuple[str | None, ChatResu
     from lib.gateway.budgets import budget_limits, check_budgets
     from lib.gateway.cache import cache_key, cached_response
     from lib.gateway.ratelimit import check_rate_limit
-    from lib.providers.usage import user_scope
+    from lib.providers.usage import is_anonymous, user_scope
 
     settings = ctx.settings
     key = cache_key(_cache_parts(call, ctx)) if _cache_enabled(call, settings) else None
@@ -161,6 +161,8 @@ async def _admit(call: ChatCall, ctx: CallContext) -> tuple[str | None, ChatResu
     if key is None and not rate_limited and not budget_limits(settings, ctx.user_id, ctx.caller):
         return None, None  # nothing to check: no round trip before the provider call
     subjects = [ctx.caller or "anonymous"] + ([user_scope(ctx.caller, ctx.user_id)] if ctx.user_id else [])
+    # a signed-in user is their own caller; an anonymous one was counted, by address, at the edge
+    subjects = [s for s in dict.fromkeys(subjects) if not is_anonymous(s)]
     async with db.connect(settings) as conn:
         if rate_limited:
             await check_rate_limit(conn, subjects, settings.rate_limit_rpm)

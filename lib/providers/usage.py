@@ -1,6 +1,7 @@
 """The usage ledger: one row per provider attempt (chat or embedding), failed ones included.
 
-Every row with a cost also adds to the day and month spend counters (globally and for the user)
+Every row with a cost also adds to the day and month spend counters (globally, for anonymous
+callers together, and for the user)
 in the same transaction, which is what budgets read (see `lib/gateway/budgets.py`).
 
     await record_usage(UsageRecord(provider="openai", model="gpt-4o-mini", kind="embedding",
@@ -72,8 +73,16 @@ def spend_periods(now: datetime) -> list[tuple[str, date]]:
 
 def user_scope(caller: str | None, user_id: str) -> str:
     """The subject of one end user's budget and rate limit. A user id is a tenant's own name for a
-    person (two API keys may both have a user "42"), so it only means something with its caller."""
+    person (two API keys may both have a user "42"), so it only means something with its caller.
+    A signed-in user is their own caller (`user:<issuer>/<id>`), so that is their scope."""
+    if caller and caller.startswith("user:"):
+        return caller
     return f"user:{caller or 'anonymous'}/{user_id}"
+
+
+def is_anonymous(caller: str | None) -> bool:
+    """Whether the edge let this caller in without credentials (ANONYMOUS_ROLE): `anon:<address>`."""
+    return bool(caller and caller.startswith("anon:"))
 
 
 def user_of_scope(scope: str) -> str:
@@ -82,7 +91,9 @@ def user_of_scope(scope: str) -> str:
 
 
 def spend_scopes(user_id: str | None, caller: str | None) -> list[str]:
-    return ["global"] + ([user_scope(caller, user_id)] if user_id else [])
+    """Every counter a cost adds to: everyone's, anonymous callers' together, the user's."""
+    return ["global"] + (["anonymous"] if is_anonymous(caller) else []) + \
+        ([user_scope(caller, user_id)] if user_id else [])
 
 
 async def record_usage(record: UsageRecord, *, settings: Settings | None = None) -> None:
