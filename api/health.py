@@ -1,15 +1,17 @@
-"""GET /api/health: is the function up, and can it reach Postgres with pgvector?"""
+"""GET /api/health: is the function up, can it reach Postgres with pgvector, and who may call?"""
 
 from lib.db.health import check_health
 from lib.web import Endpoint, Request, json_response
+from lib.web.auth import auth_report
 
 app = Endpoint("health", auth=False)
 
 
 @app.get(response={200: "lib.db.response:HealthReport", 503: "lib.db.response:HealthReport"})
 async def health(request: Request, _query: object) -> object:
-    """Is the function up, and can it reach Postgres with pgvector? 503, same shape, when it cannot."""
-    report = await check_health(request.settings)
+    """Is the function up, can it reach Postgres with pgvector, and how are callers identified?
+    503, same shape, when the database cannot be reached."""
+    report = {**await check_health(request.settings), **auth_report(request.settings)}
     return json_response(report, 200 if report["status"] == "ok" else 503)
 
 

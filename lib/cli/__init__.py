@@ -216,10 +216,11 @@ def _serve(args: Any) -> int:
 def _health(args: Any) -> int:
     from lib import db
     from lib.db.health import check_health
+    from lib.web.auth import auth_report
 
     async def main() -> dict[str, Any]:
         try:
-            return await check_health(get_settings())
+            return {**await check_health(get_settings()), **auth_report(get_settings())}
         finally:
             await db.close_pools()
 

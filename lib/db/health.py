@@ -41,10 +41,4 @@ async def check_health(settings: Settings) -> dict[str, Any]:
         report["database"] = "unavailable"
         if isinstance(exc, errors.ConfigurationError):
             report["reason"] = exc.message
-    if settings.api_keys:
-        report["auth"] = "api_keys"
-    elif settings.is_production:
-        report["auth"] = "missing: API_KEYS is not set, so every other function refuses to serve"
-    else:
-        report["auth"] = "open (local: no API_KEYS)"
     return report

@@ -13,6 +13,26 @@ from pydantic import Field
 from lib.shapes import Shape
 
 
+class AnonymousAccess(Shape):
+    role: Literal["reader", "writer"]
+    namespaces: list[str]
+    rate_limit_rpm: int = Field(description="per client IP address; 0: no limit")
+
+
+class IdentityReport(Shape):
+    """How callers are identified here: names only, never a key or secret (docs/auth.md)."""
+
+    api_keys: int = Field(description="how many API_KEYS are configured")
+    end_user_tokens: list[Literal["jwks", "jwt_secret", "authjs_session"]]
+    issuer: str | None = Field(description="AUTH_ISSUER")
+    audience: list[str]
+    session_cookies: list[str] = Field(description="cookies read for a signed-in user")
+    user_claim: str
+    default_role: Literal["reader", "writer", "admin"]
+    anonymous: AnonymousAccess | None = Field(description="ANONYMOUS_ROLE, when callers without credentials "
+                                                          "are served")
+
+
 class HealthReport(Shape):
     status: Literal["ok", "error"]
     version: str = Field(description="the bundle's version")
@@ -23,4 +43,6 @@ class HealthReport(Shape):
     pgvector_version: str | None = None
     database_latency_ms: float | None = None
     reason: str | None = Field(None, description="why the database is unavailable, when it is a setting")
-    auth: str = Field(description="api_keys, open (local), or what is missing in production")
+    auth: str = Field(description="the configured ways of calling joined by + (api_keys, jwks, jwt_secret, "
+                                  "authjs_session), anonymous only, open (local), or what is missing in production")
+    identity: IdentityReport
