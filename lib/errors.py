@@ -2,8 +2,8 @@
 
     ApiError                      any error with a status, a stable code and a safe message
     ├── BadRequest (400)          malformed JSON, a body that cannot be read
-    ├── Unauthorized (401)        missing or wrong API key or cron secret
-    ├── Forbidden (403)           a key used outside its namespaces
+    ├── Unauthorized (401)        missing or wrong API key, user token or cron secret
+    ├── Forbidden (403)           a caller outside its namespaces or role; a cookie from a foreign page
     ├── NotFound (404)            a document, key or conversation that does not exist
     ├── MethodNotAllowed (405)    a method the function does not serve
     ├── PaymentRequired (402)     a budget is spent
@@ -64,7 +64,7 @@ class BadRequest(ApiError):
 
 
 class Unauthorized(ApiError):
-    """Raised when the API key (or cron secret) is missing or wrong."""
+    """Raised when the API key, the user's token (or the cron secret) is missing or wrong."""
 
     status, code = 401, "unauthorized"
 
@@ -76,7 +76,7 @@ class PaymentRequired(ApiError):
 
 
 class Forbidden(ApiError):
-    """Raised when a valid key is used for a namespace it is not allowed to touch."""
+    """Raised when a verified caller goes beyond its namespaces or role, or a cookie comes from elsewhere."""
 
     status, code = 403, "forbidden"
 

@@ -37,7 +37,7 @@ from joserfc.jws import JWSRegistry
 
 from lib import errors
 from lib.config import ROLES, Settings
-from lib.web.auth import AUTHJS_COOKIES, Identity, short_hash
+from lib.web.auth import Identity, session_cookie_names, short_hash
 from lib.web.jwks import ASYMMETRIC, key_set
 
 CLOCK_SKEW_S = 30  # issuers' and our clocks may disagree by this much (Auth.js itself allows 15 s)
@@ -60,7 +60,7 @@ async def verify_user_token(settings: Settings, token: str, *, via: str, cookie:
     if len(token) > MAX_TOKEN_CHARS:
         raise refuse(f"token is over {MAX_TOKEN_CHARS} characters")
     if token.count(".") == 4:
-        claims = read_session(settings, token, [cookie] if cookie else list(AUTHJS_COOKIES))
+        claims = read_session(settings, token, [cookie] if cookie else session_cookie_names(settings))
         issuer = "authjs"
     else:
         claims = await verify_jwt(settings, token)
