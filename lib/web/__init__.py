@@ -6,13 +6,13 @@ least role a caller needs for it (`reader` < `writer` < `admin`; admin when not 
     @app.post(AskRequest, role="reader")
     async def ask(request: Request, body: AskRequest) -> dict: ...
 
-    @app.get(ListQuery)          # GET (and DELETE): the model validates the query string
+    @app.get(ListQuery, role="writer")   # GET (and DELETE): the model validates the query string
     async def list_items(request: Request, query: ListQuery) -> dict: ...
 
-The helper owns everything at the edge: request ids, CORS and preflight, auth (API keys, end-user
-tokens, roles; see `lib/web/auth.py`), body limits, content types, JSON and multipart parsing, pydantic validation (unknown fields refused,
-a bad field or query parameter named in the 422), the JSON error shape, streaming responses and
-one structured log line per request.
+The helper owns everything at the edge: request ids, CORS and preflight, who may call (API keys,
+end users' tokens, roles; `lib/web/auth.py`), body limits, content types, JSON and multipart
+parsing, pydantic validation (unknown fields refused, a bad field or query parameter named in the
+422), the JSON error shape, streaming responses and one structured log line per request.
 """
 
 from __future__ import annotations
