@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from envs import BENCH_DIR, DATA_DIR, PROJECT_ROOT, ensure_bench_requirements  # noqa: E402
 from measure import machine  # noqa: E402
 
-FAST = ["cold_start", "bundle_size", "gateway", "chunking"]
+FAST = ["cold_start", "bundle_size", "gateway", "chunking", "auth_verify"]
 SLOW = ["ingest", "retrieval_latency", "scifact", "load", "observe"]
 RESULTS = BENCH_DIR / "RESULTS.md"
 RESULTS_DIR = DATA_DIR / "results"
