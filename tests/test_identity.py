@@ -232,10 +232,17 @@ def test_production_refuses_to_serve_with_no_way_to_authenticate(env) -> None:
     assert call()[0] == 503  # anonymous access alone would leave nobody to manage the deployment
 
 
-def test_production_with_tokens_only_serves_signed_in_users(jwks: FakeIssuer, env) -> None:
-    env(VERCEL_ENV="production")
+def test_production_with_tokens_only_serves_signed_in_users(env) -> None:
+    secret = "production-shared-secret-0123456789abcdef"
+    env(VERCEL_ENV="production", AUTH_JWT_SECRET=secret)
     assert call()[0] == 401
-    assert call(bearer(jwks.mint()))[0] == 200
+    assert call(bearer(FakeIssuer().mint(kid=None, secret=secret.encode())))[0] == 200
+
+
+def test_production_fetches_keys_over_https_only(jwks: FakeIssuer, env) -> None:
+    env(VERCEL_ENV="production")
+    status, body = call(bearer(jwks.mint()))
+    assert status == 503 and "https://" in body["error"]["message"]  # keys must not travel in the clear
 
 
 def test_a_key_set_without_an_issuer_is_a_configuration_error(jwks: FakeIssuer, env) -> None:

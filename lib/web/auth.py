@@ -156,6 +156,9 @@ def check_identity_settings(settings: Settings) -> None:
         # a key set may sign for many tenants (Firebase's signs for every project): the issuer says whose
         raise errors.ConfigurationError("AUTH_JWKS_URL is set without AUTH_ISSUER; set it to the "
                                         "issuer's URL exactly as its tokens carry it in `iss`")
+    if settings.is_production and settings.auth_jwks_url.startswith("http://"):
+        raise errors.ConfigurationError("AUTH_JWKS_URL must be an https:// URL in production: whoever can "
+                                        "change the keys in transit can sign in as anyone")
     if settings.auth_cookie and not settings.identity_methods:
         raise errors.ConfigurationError("AUTH_COOKIE is set but nothing can verify it: set AUTH_JWKS_URL, "
                                         "AUTH_JWT_SECRET or AUTH_SECRET")
