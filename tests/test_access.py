@@ -136,6 +136,21 @@ def test_a_signed_in_user_cannot_act_for_another(client, tokens: FakeIssuer, dat
     assert user_id == "alice" and caller.startswith("user:") and caller.endswith("/alice")
 
 
+def test_a_signed_in_users_stored_chats_are_theirs_alone(client, tokens: FakeIssuer) -> None:
+    chat = unique("chat")
+    alice, bob = (bearer(tokens.mint(sub=name, namespaces=["default"])) for name in ("alice", "bob"))
+    ask = {"conversation_id": chat, "model": "local/echo", "messages": [{"role": "user", "content": "Hi"}]}
+    assert client.post("/api/ai_execute", json=ask, headers=alice).status_code == 200
+    assert client.post("/api/ai_execute", json={**ask, "user": "alice"}, headers=alice).status_code == 200
+    mine = client.get("/api/ai_execute", params={"conversation_id": chat}, headers=alice)
+    assert mine.status_code == 200 and len(mine.json()["messages"]) == 4  # with or without `user`: one chat
+    assert client.get("/api/ai_execute", params={"conversation_id": chat}, headers=bob).status_code == 404
+    spoofed = client.get("/api/ai_execute", params={"conversation_id": chat, "user": "alice"}, headers=bob)
+    assert spoofed.status_code == 403 and spoofed.json()["error"]["code"] == "user_mismatch"
+    assert client.delete("/api/ai_execute", params={"conversation_id": chat}, headers=bob).status_code == 404
+    assert client.delete("/api/ai_execute", params={"conversation_id": chat}, headers=alice).status_code == 200
+
+
 def test_a_server_with_a_key_names_the_user_as_before(client, env, database) -> None:
     env(API_KEYS="server-key")
     r = client.post("/api/ai_execute", json={"prompt": "x", "model": "local/echo", "user": "carol"},
