@@ -19,14 +19,14 @@ from lib.web import Endpoint, Request
 app = Endpoint("experiments")
 
 
-@app.post(ExperimentBody)
+@app.post(ExperimentBody, role="admin")
 async def post(request: Request, body: Any) -> Any:
     from lib.experiments.http import change_experiment
 
     return await change_experiment(request, body)
 
 
-@app.get(ExperimentQuery)
+@app.get(ExperimentQuery, role="admin")
 async def get(request: Request, query: ExperimentQuery) -> dict:
     from lib.experiments.http import read_experiments
 

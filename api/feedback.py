@@ -14,14 +14,14 @@ from lib.web import Endpoint, Request, Response
 app = Endpoint("feedback")
 
 
-@app.post(FeedbackBody)
+@app.post(FeedbackBody, role="reader")  # end users rate their own answers
 async def post(request: Request, body: FeedbackBody) -> Response:
     from lib.experiments.http import post_feedback
 
     return await post_feedback(request, body)
 
 
-@app.get(FeedbackQuery)
+@app.get(FeedbackQuery, role="reader")
 async def get(request: Request, query: FeedbackQuery) -> dict:
     from lib.experiments.http import get_feedback
 

@@ -18,7 +18,7 @@ from lib.web import Endpoint, Request
 app = Endpoint("prompts")
 
 
-@app.post(PromptBody)
+@app.post(PromptBody, role="reader")  # rendering; creating and labelling need admin (lib/prompts/access.py)
 async def post(request: Request, body: Any) -> Any:
     from lib.prompts.http import create_prompt, label_prompt, render_prompt
 
@@ -29,7 +29,7 @@ async def post(request: Request, body: Any) -> Any:
     return await render_prompt(request, body)
 
 
-@app.get(PromptQuery)
+@app.get(PromptQuery, role="reader")
 async def get(request: Request, query: PromptQuery) -> dict:
     from lib.prompts.http import read_prompts
 

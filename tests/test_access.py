@@ -80,7 +80,7 @@ def test_a_reader_key_may_search_but_not_upload(client, env) -> None:
     env(API_KEYS="reader-key:reader,writer-key:writer")
     document = {"namespace": "roles", "filename": "a.txt", "content": "Kettles boil water quickly."}
     r = client.post("/api/upload", json=document, headers=bearer("reader-key"))
-    assert r.status_code == 403 and r.json()["error"]["code"] == "role_required"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "writer_required"
     assert "'writer'" in r.json()["error"]["message"] and "'reader'" in r.json()["error"]["message"]
     assert r.json()["error"]["details"] == {"required_role": "writer", "role": "reader"}
     assert client.get("/api/upload", params={"namespace": "roles"}, headers=bearer("reader-key")).status_code == 403
@@ -113,6 +113,20 @@ def test_an_admin_token_may_run_the_reindex_by_hand(client, tokens: FakeIssuer, 
 
 
 # --- tokens: the same roles and namespaces ---------------------------------------------------
+
+
+def test_prompts_and_experiments_are_changed_by_admin_tokens_only(client, tokens: FakeIssuer) -> None:
+    name = unique("prompt")
+    reader, admin = bearer(tokens.mint(sub="r")), bearer(tokens.mint(sub="a", role="admin"))
+    refused = client.post("/api/prompts", json={"name": name, "template": "hi"}, headers=reader)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_required"
+    assert client.post("/api/prompts", json={"name": name, "template": "hi"}, headers=admin).status_code == 201
+    assert client.get("/api/prompts", params={"name": name}, headers=reader).status_code == 200
+    experiment = {"name": unique("exp"), "variants": [{"name": "a", "model": "local/echo"},
+                                                      {"name": "b", "model": "local/echo"}]}
+    refused = client.post("/api/experiments", json=experiment, headers=reader)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_required"
+    assert client.get("/api/experiments", headers=reader).status_code == 403
 
 
 def test_a_reader_token_is_refused_on_upload_naming_the_role(client, tokens: FakeIssuer) -> None:
@@ -210,7 +224,7 @@ def test_anonymous_callers_read_their_namespaces_only(client, anonymous) -> None
     r = client.post("/api/rag", json={**search, "namespace": "private"}, headers=address)
     assert r.status_code == 403 and "anonymous" in r.json()["error"]["message"]
     r = client.post("/api/upload", json={"namespace": "public", "filename": "x.txt", "content": "x"}, headers=address)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "role_required"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "writer_required"
     r = client.post("/api/ai_execute", json={"prompt": "x", "model": "local/echo", "user": "mallory"}, headers=address)
     assert r.status_code == 403 and r.json()["error"]["code"] == "user_mismatch"
     assert client.post("/api/rag", json=search, headers={**address, "authorization": "Bearer wrong"}).status_code == 401

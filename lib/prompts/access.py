@@ -1,27 +1,22 @@
 """Who may change prompts and experiments: admins. Reading prompts needs only an authenticated caller.
 
-Until end-user roles exist this is the one place that decides what an admin is, so it can become
-`request.require_role("admin")` in one edit: an API key with no namespace list is an admin, and so
-is every caller of a local deployment with no API_KEYS (production refuses to serve without keys).
-A key limited to namespaces belongs to one tenant and may not change what every tenant runs.
+An admin is a caller whose role is admin (lib/web/auth.py): a key that says so, an API key from
+before roles with no namespace list, a token whose role claim says so, and every caller of a local
+deployment with nothing configured. A key limited to namespaces belongs to one tenant and may not
+change what every tenant runs.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lib import errors
-
 if TYPE_CHECKING:
     from lib.web import Request
 
 
 def require_admin(request: Request) -> None:
-    """Refuse (403) a caller who is not an admin."""
-    key = request.api_key
-    if key is not None and key.namespaces is not None:
-        raise errors.Forbidden("this API key is limited to namespaces; changing prompts and experiments "
-                               "needs an admin key (one with no namespace list)", code="admin_required")
+    """Refuse (403 `admin_required`) a caller who is not an admin."""
+    request.require_role("admin")
 
 
 def actor(request: Request) -> str:

@@ -159,11 +159,11 @@ class Request:
         return self.headers.get(name.lower(), default)
 
     def require_role(self, role: str) -> None:
-        """Refuse (403) a caller whose role is below `role` (`reader` < `writer` < `admin`)."""
+        """Refuse (403, `<role>_required`) a caller whose role is below `role` (`reader` < `writer` < `admin`)."""
         if not self.identity.may(role):
             raise errors.Forbidden(
                 f"{self.method} {self.path} needs role {role!r}; {self.identity.described} does not have it",
-                code="role_required", details={"required_role": role, "role": self.identity.role or None})
+                code=f"{role}_required", details={"required_role": role, "role": self.identity.role or None})
 
     def require_namespace(self, namespace: str) -> None:
         """Refuse (403) when the caller is limited to other namespaces."""
