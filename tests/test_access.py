@@ -129,6 +129,20 @@ def test_prompts_and_experiments_are_changed_by_admin_tokens_only(client, tokens
     assert client.get("/api/experiments", headers=reader).status_code == 403
 
 
+def test_an_experiment_by_user_assigns_a_signed_in_user_by_their_token(client, tokens: FakeIssuer) -> None:
+    admin = bearer(tokens.mint(sub="a", role="admin"))
+    name = unique("by-user")
+    variants = [{"name": "a", "model": "local/echo"}, {"name": "b", "model": "local/echo"}]
+    assert client.post("/api/experiments", json={"name": name, "unit": "user", "variants": variants},
+                       headers=admin).status_code == 201
+    assert client.post("/api/experiments", json={"action": "start", "name": name}, headers=admin).status_code == 200
+    user = bearer(tokens.mint(sub=unique("carol")))
+    ask = {"prompt": "hi", "experiment": name}
+    served = [client.post("/api/ai_execute", json=ask, headers=user) for _ in range(3)]
+    assert all(r.status_code == 200 for r in served), served[0].text  # no `user` needed: the token names them
+    assert len({r.json()["experiment"]["variant"] for r in served}) == 1
+
+
 def test_a_reader_token_is_refused_on_upload_naming_the_role(client, tokens: FakeIssuer) -> None:
     document = {"namespace": "mine", "filename": "b.txt", "content": "Toasters toast bread."}
     r = client.post("/api/upload", json=document, headers=bearer(tokens.mint(namespaces=["mine"])))

@@ -144,7 +144,7 @@ async def serve_execute(request: Request, body: AssistantRequest) -> tuple[Assis
 
     choice = None
     if body.experiment is not None:
-        choice = await _choose(request, body.experiment, user=body.user, conversation=body.conversation_id or body.id,
+        choice = await _choose(request, body.experiment, user=request.user_id, conversation=body.conversation_id or body.id,
                                conversation_field="conversation_id")
     version = await _prompt(request, body.template, choice)
     if version is not None:
@@ -170,7 +170,7 @@ async def serve_rag(request: Request, body: RagRequest) -> tuple[RagRequest, Ser
         raise errors.field_error(field, "applies to answers; this request asks for search results (answer: false)")
     choice = None
     if body.experiment is not None:
-        choice = await _choose(request, body.experiment, user=body.user,
+        choice = await _choose(request, body.experiment, user=request.user_id,
                                conversation=body.conversation_id or body.id, conversation_field="conversation_id")
         if choice.variant.params.get("tools") or choice.variant.params.get("response_format"):
             raise errors.field_error("experiment", f"variant {choice.variant.name!r} sets tools or a response "
