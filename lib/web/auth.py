@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
 
 from lib import errors
 from lib.config import ROLES, ApiKey, Settings
@@ -221,8 +222,6 @@ def request_host(settings: Settings, headers: Mapping[str, str]) -> str:
 
 def same_site(settings: Settings, headers: Mapping[str, str], origin: str) -> bool:
     """Whether `origin` is this deployment itself (the page and the function share a host)."""
-    from urllib.parse import urlsplit
-
     try:
         netloc = urlsplit(origin).netloc.lower()
     except ValueError:

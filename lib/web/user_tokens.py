@@ -24,6 +24,7 @@ import binascii
 import json
 import re
 import time
+import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -129,8 +130,6 @@ async def verify_jwt(settings: Settings, token: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def shared_secret_key(secret: str) -> OctKey:
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # joserfc warns about secrets under 14 bytes; they still verify
         return OctKey.import_key(secret.encode())
@@ -156,6 +155,7 @@ def check_issuer_and_audience(settings: Settings, claims: Mapping[str, Any]) -> 
 @lru_cache(maxsize=64)
 def session_key(secret: str, salt: str, encryption: str) -> tuple[OctKey, str]:
     """The key Auth.js derives from its secret for one cookie name, and its thumbprint (the kid)."""
+    # only Auth.js sessions need HKDF; joserfc has already loaded cryptography itself
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
