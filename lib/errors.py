@@ -177,11 +177,23 @@ CODES: dict[str, tuple[int, str]] = {
     "invalid_text": (400, "text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored"),
     "cors_method_not_allowed": (400, "a CORS preflight for a method the function does not serve"),
     "cors_header_not_allowed": (400, "a CORS preflight for a request header browsers may not send here"),
-    "unauthorized": (401, "no API key, a wrong one, or a wrong cron secret"),
+    "unauthorized": (401, "no credentials (API key, user token or session cookie), a wrong key, or a wrong "
+                          "cron secret"),
+    "invalid_token": (401, "a user token that is malformed, unsigned (alg none), signed with a key or algorithm "
+                           "not accepted here, or whose signature does not verify; the message says which"),
+    "token_expired": (401, "the user token's exp has passed (30 s of clock skew allowed): get a fresh one"),
+    "token_not_yet_valid": (401, "the user token's nbf or iat is in the future"),
+    "invalid_issuer": (401, "the user token's iss is not AUTH_ISSUER"),
+    "invalid_audience": (401, "the user token's aud names none of AUTH_AUDIENCE"),
     "budget_exceeded": (402, "a daily or monthly budget is spent; checked before any provider call"),
-    "forbidden": (403, "a valid key used outside its namespaces"),
-    "origin_not_allowed": (403, "the Origin is not in ALLOWED_ORIGINS"),
-    "admin_required": (403, "managing prompts and experiments needs an admin key (one with no namespace list)"),
+    "forbidden": (403, "a verified caller (key or token) used outside its namespaces"),
+    "origin_not_allowed": (403, "the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: "
+                                "neither this site nor listed there)"),
+    "origin_required": (403, "a state-changing request authenticated by a session cookie carries no Origin"),
+    "writer_required": (403, "the caller's role is reader; uploading, listing and deleting documents need writer"),
+    "admin_required": (403, "the caller's role is below admin, which managing prompts and experiments and "
+                            "running the reindex by hand need"),
+    "user_mismatch": (403, "the body names a user other than the signed-in one, or an anonymous caller names one"),
     "byok_disabled": (403, "a provider key was sent in a header while ALLOW_BYOK is off"),
     "key_not_allowed": (403, "an S3 key that was not issued for this namespace"),
     "not_found": (404, "no such function, or no such conversation for this caller"),
@@ -198,7 +210,8 @@ CODES: dict[str, tuple[int, str]] = {
     "empty_document": (422, "the document has no text (a scanned PDF needs OCR, which we do not do)"),
     "corrupt_document": (422, "the file is not a readable document of its type"),
     "encrypted_document": (422, "the PDF is encrypted with a password"),
-    "rate_limited": (429, "over RATE_LIMIT_RPM; the retry-after header says when to come back"),
+    "rate_limited": (429, "over RATE_LIMIT_RPM (or ANONYMOUS_RATE_LIMIT_RPM per address); the retry-after "
+                          "header says when to come back"),
     "internal_error": (500, "a fault of ours; the server log has the detail under the request id"),
     "upstream_error": (502, "a provider failed after its retries and every fallback"),
     "upstream_connection": (502, "the provider could not be reached, or broke off"),
@@ -214,11 +227,12 @@ CODES: dict[str, tuple[int, str]] = {
     "upstream_bad_request": (502, "the provider refused the request as written"),
     "upstream_provider_error": (502, "the provider's SDK failed without a status"),
     "configuration_error": (503, "the deployment lacks something it needs (a setting that does not parse, "
-                                 "DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)"),
+                                 "DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)"),
     "provider_not_configured": (503, "no model in the chain has its provider's key (or base URL)"),
     "s3_not_configured": (503, "a presigned upload was asked for but S3_BUCKET is not set"),
     "model_not_installed": (503, "local/all-minilm-l6-v2 was asked for but its optional packages are not installed"),
     "service_unavailable": (503, "the database or another dependency cannot be reached"),
+    "jwks_unavailable": (503, "the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched"),
     "database_busy": (503, "every database connection is in use, or a lock wait ran out; retry-after says "
                            "when to try again"),
     "upstream_timeout": (504, "the provider did not answer in time"),

@@ -117,7 +117,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Is the function up, and can it reach Postgres with pgvector? 503, same shape, when it cannot. */
+        /**
+         * Is the function up, can it reach Postgres with pgvector, and how are callers identified?
+         * @description 503, same shape, when the database cannot be reached.
+         */
         get: operations["get_health"];
         put?: never;
         post?: never;
@@ -248,6 +251,13 @@ export interface components {
             tool_calls?: components["schemas"]["ToolCall"][] | null;
             /** @default null */
             tool_call_id?: string | null;
+        };
+        AnonymousAccess: {
+            /** @enum {string} */
+            role: "reader" | "writer";
+            namespaces: string[];
+            /** @description per client IP address; 0: no limit */
+            rate_limit_rpm: number;
         };
         /**
          * @description `finish.messageMetadata` of a rag UI message stream (`message.metadata` in useChat). Each
@@ -672,11 +682,19 @@ export interface components {
          *     - `invalid_text` (400): text holds a NUL character or a lone UTF-16 surrogate, which cannot be stored
          *     - `cors_method_not_allowed` (400): a CORS preflight for a method the function does not serve
          *     - `cors_header_not_allowed` (400): a CORS preflight for a request header browsers may not send here
-         *     - `unauthorized` (401): no API key, a wrong one, or a wrong cron secret
+         *     - `unauthorized` (401): no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+         *     - `invalid_token` (401): a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+         *     - `token_expired` (401): the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+         *     - `token_not_yet_valid` (401): the user token's nbf or iat is in the future
+         *     - `invalid_issuer` (401): the user token's iss is not AUTH_ISSUER
+         *     - `invalid_audience` (401): the user token's aud names none of AUTH_AUDIENCE
          *     - `budget_exceeded` (402): a daily or monthly budget is spent; checked before any provider call
-         *     - `forbidden` (403): a valid key used outside its namespaces
-         *     - `origin_not_allowed` (403): the Origin is not in ALLOWED_ORIGINS
-         *     - `admin_required` (403): managing prompts and experiments needs an admin key (one with no namespace list)
+         *     - `forbidden` (403): a verified caller (key or token) used outside its namespaces
+         *     - `origin_not_allowed` (403): the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+         *     - `origin_required` (403): a state-changing request authenticated by a session cookie carries no Origin
+         *     - `writer_required` (403): the caller's role is reader; uploading, listing and deleting documents need writer
+         *     - `admin_required` (403): the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+         *     - `user_mismatch` (403): the body names a user other than the signed-in one, or an anonymous caller names one
          *     - `byok_disabled` (403): a provider key was sent in a header while ALLOW_BYOK is off
          *     - `key_not_allowed` (403): an S3 key that was not issued for this namespace
          *     - `not_found` (404): no such function, or no such conversation for this caller
@@ -693,7 +711,7 @@ export interface components {
          *     - `empty_document` (422): the document has no text (a scanned PDF needs OCR, which we do not do)
          *     - `corrupt_document` (422): the file is not a readable document of its type
          *     - `encrypted_document` (422): the PDF is encrypted with a password
-         *     - `rate_limited` (429): over RATE_LIMIT_RPM; the retry-after header says when to come back
+         *     - `rate_limited` (429): over RATE_LIMIT_RPM (or ANONYMOUS_RATE_LIMIT_RPM per address); the retry-after header says when to come back
          *     - `internal_error` (500): a fault of ours; the server log has the detail under the request id
          *     - `upstream_error` (502): a provider failed after its retries and every fallback
          *     - `upstream_connection` (502): the provider could not be reached, or broke off
@@ -708,17 +726,18 @@ export interface components {
          *     - `upstream_too_large` (502): the request is over the provider's size limit
          *     - `upstream_bad_request` (502): the provider refused the request as written
          *     - `upstream_provider_error` (502): the provider's SDK failed without a status
-         *     - `configuration_error` (503): the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+         *     - `configuration_error` (503): the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
          *     - `provider_not_configured` (503): no model in the chain has its provider's key (or base URL)
          *     - `s3_not_configured` (503): a presigned upload was asked for but S3_BUCKET is not set
          *     - `model_not_installed` (503): local/all-minilm-l6-v2 was asked for but its optional packages are not installed
          *     - `service_unavailable` (503): the database or another dependency cannot be reached
+         *     - `jwks_unavailable` (503): the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
          *     - `database_busy` (503): every database connection is in use, or a lock wait ran out; retry-after says when to try again
          *     - `upstream_timeout` (504): the provider did not answer in time
          *     - `database_timeout` (504): a database statement ran past its time limit
          * @enum {string}
          */
-        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "admin_required" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "conversation_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "context_too_long" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
+        ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "invalid_token" | "token_expired" | "token_not_yet_valid" | "invalid_issuer" | "invalid_audience" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "origin_required" | "writer_required" | "admin_required" | "user_mismatch" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "conversation_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "context_too_long" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "jwks_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
         /** @description In a 422's `details`: one bad field. */
         ErrorDetail: {
             /** @description dotted path of the field: `messages.0.content`, `top_k`, `body` */
@@ -843,8 +862,25 @@ export interface components {
              * @default null
              */
             reason?: string | null;
-            /** @description api_keys, open (local), or what is missing in production */
+            /** @description the configured ways of calling joined by + (api_keys, jwks, jwt_secret, authjs_session), anonymous only, open (local), or what is missing in production */
             auth: string;
+            identity: components["schemas"]["IdentityReport"];
+        };
+        /** @description How callers are identified here: names only, never a key or secret (docs/auth.md). */
+        IdentityReport: {
+            /** @description how many API_KEYS are configured */
+            api_keys: number;
+            end_user_tokens: ("jwks" | "jwt_secret" | "authjs_session")[];
+            /** @description AUTH_ISSUER */
+            issuer: string | null;
+            audience: string[];
+            /** @description cookies read for a signed-in user */
+            session_cookies: string[];
+            user_claim: string;
+            /** @enum {string} */
+            default_role: "reader" | "writer" | "admin";
+            /** @description ANONYMOUS_ROLE, when callers without credentials are served */
+            anonymous: components["schemas"]["AnonymousAccess"] | null;
         };
         IngestKeyRequest: {
             /** @default default */
@@ -1494,7 +1530,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -1508,9 +1549,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -1575,11 +1619,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -1658,7 +1703,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -1686,9 +1736,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -1768,7 +1821,7 @@ export interface operations {
             /**
              * @description Rate limited
              *
-             *     - `rate_limited`: over RATE_LIMIT_RPM; the retry-after header says when to come back
+             *     - `rate_limited`: over RATE_LIMIT_RPM (or ANONYMOUS_RATE_LIMIT_RPM per address); the retry-after header says when to come back
              */
             429: {
                 headers: {
@@ -1822,11 +1875,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -1900,7 +1954,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -1914,9 +1973,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2010,11 +2072,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -2210,11 +2273,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -2273,7 +2337,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -2287,9 +2356,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2392,11 +2464,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -2466,7 +2539,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -2480,9 +2558,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2530,11 +2611,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -2591,7 +2673,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -2605,9 +2692,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2684,11 +2774,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -2743,7 +2834,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -2757,9 +2853,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2807,11 +2906,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -2868,7 +2968,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -2882,9 +2987,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -2961,11 +3069,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3190,11 +3299,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3251,7 +3361,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -3265,9 +3380,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -3315,11 +3433,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3376,7 +3495,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -3390,9 +3514,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -3469,11 +3596,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3537,7 +3665,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -3565,9 +3698,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -3647,7 +3783,7 @@ export interface operations {
             /**
              * @description Rate limited
              *
-             *     - `rate_limited`: over RATE_LIMIT_RPM; the retry-after header says when to come back
+             *     - `rate_limited`: over RATE_LIMIT_RPM (or ANONYMOUS_RATE_LIMIT_RPM per address); the retry-after header says when to come back
              */
             429: {
                 headers: {
@@ -3701,11 +3837,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3756,7 +3893,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -3784,11 +3926,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3862,7 +4005,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -3876,9 +4024,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -3926,11 +4077,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -4011,7 +4163,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -4025,9 +4182,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -4147,11 +4307,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -4225,7 +4386,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -4239,9 +4405,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -4335,11 +4504,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
