@@ -27,7 +27,7 @@ class MetricsQuery(BaseModel):
     recent: int = Field(10, ge=0, le=100, description="slowest and failed requests listed")
 
 
-@app.get(MetricsQuery)
+@app.get(MetricsQuery, role="admin")
 async def metrics(request: Request, query: MetricsQuery) -> Response:
     from lib import db
 

@@ -2179,11 +2179,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
@@ -3181,7 +3182,12 @@ export interface operations {
             /**
              * @description Unauthorized
              *
-             *     - `unauthorized`: no API key, a wrong one, or a wrong cron secret
+             *     - `unauthorized`: no credentials (API key, user token or session cookie), a wrong key, or a wrong cron secret
+             *     - `invalid_token`: a user token that is malformed, unsigned (alg none), signed with a key or algorithm not accepted here, or whose signature does not verify; the message says which
+             *     - `token_expired`: the user token's exp has passed (30 s of clock skew allowed): get a fresh one
+             *     - `token_not_yet_valid`: the user token's nbf or iat is in the future
+             *     - `invalid_issuer`: the user token's iss is not AUTH_ISSUER
+             *     - `invalid_audience`: the user token's aud names none of AUTH_AUDIENCE
              */
             401: {
                 headers: {
@@ -3195,9 +3201,12 @@ export interface operations {
             /**
              * @description Forbidden
              *
-             *     - `forbidden`: a valid key used outside its namespaces
-             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS
-             *     - `admin_required`: managing prompts and experiments needs an admin key (one with no namespace list)
+             *     - `forbidden`: a verified caller (key or token) used outside its namespaces
+             *     - `origin_not_allowed`: the Origin is not in ALLOWED_ORIGINS (for a session cookie that changes state: neither this site nor listed there)
+             *     - `origin_required`: a state-changing request authenticated by a session cookie carries no Origin
+             *     - `writer_required`: the caller's role is reader; uploading, listing and deleting documents need writer
+             *     - `admin_required`: the caller's role is below admin, which managing prompts and experiments and running the reindex by hand need
+             *     - `user_mismatch`: the body names a user other than the signed-in one, or an anonymous caller names one
              *     - `byok_disabled`: a provider key was sent in a header while ALLOW_BYOK is off
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
@@ -3245,11 +3254,12 @@ export interface operations {
             /**
              * @description Unavailable
              *
-             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or CRON_SECRET in production)
+             *     - `configuration_error`: the deployment lacks something it needs (a setting that does not parse, DATABASE_URL on Vercel, API_KEYS or an end-user identity or CRON_SECRET in production)
              *     - `provider_not_configured`: no model in the chain has its provider's key (or base URL)
              *     - `s3_not_configured`: a presigned upload was asked for but S3_BUCKET is not set
              *     - `model_not_installed`: local/all-minilm-l6-v2 was asked for but its optional packages are not installed
              *     - `service_unavailable`: the database or another dependency cannot be reached
+             *     - `jwks_unavailable`: the identity provider's signing keys (AUTH_JWKS_URL) could not be fetched
              *     - `database_busy`: every database connection is in use, or a lock wait ran out; retry-after says when to try again
              */
             503: {
