@@ -255,6 +255,12 @@ class Settings:
     bm25_k1: float = setting("BM25_K1", 1.2, number())
     bm25_b: float = setting("BM25_B", 0.75, number(at_most=1.0))
     hnsw_ef_search: int = setting("HNSW_EF_SEARCH", 200, whole(at_least=1))
+    # keyword queries whose terms have at most this many postings in all are scored exhaustively;
+    # longer ones read each term's postings in impact order, at most BM25_MAX_DEPTH per term
+    bm25_exact_postings: int = setting("BM25_EXACT_POSTINGS", 20_000, whole())
+    bm25_max_depth: int = setting("BM25_MAX_DEPTH", 2_000, whole(at_least=10))
+    # the reindex cron recomputes a namespace's impacts when its avgdl moved more than this
+    bm25_impact_drift: float = setting("BM25_IMPACT_DRIFT", 0.1, number())
     cron_secret: str = setting("CRON_SECRET", "")
     reindex_batch: int = setting("REINDEX_BATCH", 20, whole(at_least=1))
     reindex_time_budget_s: float = setting("REINDEX_TIME_BUDGET_S", 240.0, number(above=True))

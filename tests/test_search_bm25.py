@@ -88,7 +88,8 @@ def test_statistics_follow_delete_and_replace(database: str) -> None:
             await cur.fetchone()
             cur = await conn.execute("SELECT count(*), sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'farm'")
             compacted = await cur.fetchone()
-            cur = await conn.execute("SELECT count(*) FROM chunk_terms WHERE namespace = 'farm'")
+            cur = await conn.execute("SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id"
+                                     " WHERE t.namespace = 'farm'")
             postings = (await cur.fetchone())[0]
         return before, after_delete, after_replace, stats_after_reembed, compacted, postings
 
@@ -153,15 +154,23 @@ def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(dat
                 " GROUP BY c.id) per_chunk")
             truth = await cur.fetchone()
             cur = await conn.execute(
-                "SELECT count(*) FROM chunk_terms p LEFT JOIN chunks c ON c.id = p.chunk_id"
-                " WHERE p.namespace = 'busy' AND c.id IS NULL")
+                "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id LEFT JOIN chunks c ON c.id = p.chunk_id"
+                " WHERE t.namespace = 'busy' AND c.id IS NULL")
             dangling = (await cur.fetchone())[0]
-        return kept, truth, dangling
+            cur = await conn.execute("SELECT t.lexeme, s.df FROM term_stats s JOIN terms t ON t.id = s.term_id"
+                                     " WHERE t.namespace = 'busy' AND s.df <> 0")
+            df_kept = dict(await cur.fetchall())
+            cur = await conn.execute(
+                "SELECT t.lexeme, count(*) FROM chunks c, unnest(to_tsvector('english', c.text)) t"
+                " WHERE c.namespace = 'busy' GROUP BY t.lexeme")
+            df_truth = dict(await cur.fetchall())
+        return kept, truth, dangling, df_kept, df_truth
 
-    kept, truth, dangling = run(main)
+    kept, truth, dangling, df_kept, df_truth = run(main)
     assert tuple(kept) == tuple(truth)
     assert truth[0] == 10  # twelve reports, two deleted (one chunk each)
     assert dangling == 0
+    assert df_kept == df_truth  # document frequencies kept as data are exact too
 
 
 def test_counters_fold_themselves_and_stay_exact(database: str) -> None:

@@ -7,7 +7,9 @@ transaction; delete and list.
 Order matters for "nothing half-written": every chunk is embedded (cache first) BEFORE the write
 transaction opens, so a provider failing midway leaves the previous version serving. Inside the
 transaction the previous chunks are deleted and the new ones loaded with binary COPY; readers see
-the old version or the new one, never a mix. Identical bytes, model and chunking for the same
+the old version or the new one, never a mix. The keyword index (lib/ingest/keywords.py) is
+written in the same transaction for the whole document, its statistics exact at commit; Postgres
+tokenizes the chunks for it while they are being embedded. Identical bytes, model and chunking for the same
 (namespace, source) return `unchanged` without extracting anything. A changed document re-embeds
 only the chunks whose text changed: the others are embedding-cache hits.
 
@@ -18,6 +20,7 @@ Each embedding model gets a partial HNSW index on first use (`vector_index_sql`)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -27,11 +30,18 @@ from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.config import Settings
+from lib.ingest.keywords import (
+    ChunkTerms,
+    KeywordChange,
+    add_postings,
+    analyze_chunks,
+    hand_over_to_ingest,
+    remove_postings,
+    settle_statistics,
+)
 from lib.logs import log
 
 if TYPE_CHECKING:
-    import asyncio
-
     from psycopg import AsyncConnection
 
     from lib.ingest.chunking import Chunk
@@ -147,19 +157,30 @@ async def ensure_vector_index(conn: AsyncConnection, model: str, dimensions: int
 _CHUNK_COLUMNS = ("document_id", "namespace", "position", "text", "content_hash", "token_count",
                   "heading_path", "page", "char_start", "char_end", "metadata", "embedding_model",
                   "embedding")
+_CHUNK_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "text[]", "int4", "int4", "int4", "jsonb", "text",
+                "vector"]
 
 
-async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
-    """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as `Vector`) with binary COPY."""
+async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]], ids: list[int] | None = None) -> None:
+    """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as `Vector`) with binary COPY, with
+    the ids given (from `allocate_chunk_ids`) or the sequence's."""
     from psycopg.types.json import Jsonb
 
+    columns, types = (("id", *_CHUNK_COLUMNS), ["int8", *_CHUNK_TYPES]) if ids else (_CHUNK_COLUMNS, _CHUNK_TYPES)
     async with conn.cursor() as cursor:
-        statement = f"COPY chunks ({', '.join(_CHUNK_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+        statement = f"COPY chunks ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         async with cursor.copy(statement) as copy:
-            copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "text[]", "int4", "int4",
-                            "int4", "jsonb", "text", "vector"])
-            for row in rows:
-                await copy.write_row(row[:10] + (Jsonb(row[10]),) + row[11:])
+            copy.set_types(types)
+            for i, row in enumerate(rows):
+                row = row[:10] + (Jsonb(row[10]),) + row[11:]
+                await copy.write_row((ids[i], *row) if ids else row)
+
+
+async def allocate_chunk_ids(conn: AsyncConnection, count: int) -> list[int]:
+    """`count` ids from the chunks' sequence, so postings can name chunks before they are copied."""
+    cur = await conn.execute("SELECT nextval(pg_get_serial_sequence('chunks', 'id')) FROM generate_series(1, %s)",
+                             (count,))
+    return [row[0] for row in await cur.fetchall()]
 
 
 # --- ingest --------------------------------------------------------------------------------------
@@ -220,9 +241,20 @@ async def ingest_document(
     async def batch_done(done: int, total: int, inputs: int) -> None:
         await progress("embed", batches_done=done, batches=total, chunks_done=inputs, chunks=len(chunks))
 
+    async def analyze() -> list[ChunkTerms]:
+        async with db.connect(settings) as other:
+            return await analyze_chunks(other, namespace, [c.text for c in chunks])
+
     await progress("embed", batches_done=0, chunks_done=0, chunks=len(chunks))
-    embedded = await embed_texts([c.text for c in chunks], spec.name, settings=settings,
-                                 request_id=request_id, caller=caller, on_batch=batch_done)
+    # Postgres tokenizes the chunks for the keyword index while they are embedded
+    analysis = asyncio.create_task(analyze())
+    try:
+        embedded = await embed_texts([c.text for c in chunks], spec.name, settings=settings,
+                                     request_id=request_id, caller=caller, on_batch=batch_done)
+        analyzed = await analysis
+    finally:
+        if not analysis.done():
+            analysis.cancel()
     dims = embedded.dimensions
     await progress("write", chunks=len(chunks))
     doc_title = title or document.title
@@ -235,7 +267,7 @@ async def ingest_document(
     }
     async with db.connect(settings) as conn:
         await ensure_vector_index(conn, spec.name, dims)
-        document_id, version, status = await store_document(conn, fields, chunks, embedded.vectors)
+        document_id, version, status = await store_document(conn, fields, chunks, embedded.vectors, analyzed)
         if status == "unchanged":  # a concurrent upload of the same bytes got there first
             row = await _find(conn, namespace, source)
             await progress("done", status="unchanged")
@@ -251,28 +283,40 @@ async def ingest_document(
 
 
 async def store_document(conn: AsyncConnection, fields: dict[str, Any], chunks: list[Chunk],
-                         vectors: list[list[float]]) -> tuple[Any, int, str]:
-    """The write transaction: upsert the document row, swap its chunks (binary COPY).
+                         vectors: list[list[float]], analyzed: list[ChunkTerms] | None = None) -> tuple[Any, int, str]:
+    """The write transaction: upsert the document row, swap its chunks (binary COPY) and their
+    keyword index (lib/ingest/keywords.py), statistics last.
 
-    `fields` are the documents columns (metadata and chunking as JSON text). Returns
-    (document id, version, status); `unchanged` when an identical version was already there.
+    `fields` are the documents columns (metadata and chunking as JSON text); `analyzed` the
+    chunks' terms from `analyze_chunks`, computed here (before the transaction) when not given.
+    Returns (document id, version, status); `unchanged` when an identical version was already there.
     """
     from lib.db.vector import Vector
     from lib.ingest.embedding import content_hash
 
+    namespace = fields["namespace"]
+    if analyzed is None:
+        analyzed = await analyze_chunks(conn, namespace, [c.text for c in chunks])
     metadata = json.loads(fields["metadata"])
+    change = KeywordChange()
     async with conn.transaction():
+        await hand_over_to_ingest(conn)
         document_id, version, status = await _upsert_document(conn, fields)
         if status == "unchanged":
             return document_id, version, status
-        await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+        if status == "replaced":
+            await remove_postings(conn, document_id, change)
+            await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
         rows = [
-            (document_id, fields["namespace"], c.position, c.text, content_hash(c.text), c.token_count,
+            (document_id, namespace, c.position, c.text, content_hash(c.text), c.token_count,
              list(c.heading_path), c.page, c.char_start, c.char_end, metadata, fields["embedding_model"],
              Vector(vector))
             for c, vector in zip(chunks, vectors, strict=True)
         ]
-        await copy_chunks(conn, rows)
+        ids = await allocate_chunk_ids(conn, len(rows))
+        await copy_chunks(conn, rows, ids)
+        await add_postings(conn, namespace, ids, analyzed, change)
+        await settle_statistics(conn, namespace, change)
     return document_id, version, status
 
 

@@ -1,8 +1,11 @@
 """Hybrid search over a namespace's chunks: BM25 keyword ranking, HNSW vector ranking, and fusion.
 
-- keyword: Okapi BM25 computed in SQL from `chunk_terms` and `keyword_stats` (030_retrieval.sql):
-  idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf saturation with k1, length normalisation with b.
-  Every chunk containing a query term is scored, so filters (applied after scoring) never starve it.
+- keyword: Okapi BM25 computed in SQL from `postings`, `term_stats` and `keyword_stats`
+  (070_bm25_postings.sql): idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf saturation with k1,
+  length normalisation with b. Exact over every posting of the query terms while they have at most
+  BM25_EXACT_POSTINGS postings; past that, each term's postings are read in impact order and the
+  top results are exact whenever the bound proves it (see `keyword_ranking`). A filter selects
+  the chunks in scope before their postings are scored.
 - vector: cosine similarity through the partial HNSW index of the namespace's embedding model,
   `(embedding::vector(D)) vector_cosine_ops WHERE embedding_model = ...`, with
   `hnsw.iterative_scan = relaxed_order` so filtered searches still fill `top_k`.
@@ -135,48 +138,172 @@ def _is_filtered(options: SearchOptions) -> bool:
 
 # --- keyword: BM25 ----------------------------------------------------------------------------
 
-BM25_SQL = """
-WITH query_terms AS (
-    SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector('english', %(query)s))
-),
-stats AS (
+# The query's terms in the namespace, with their document frequencies and the namespace's
+# statistics: N and avgdl now, and the basis its postings' impacts were computed with.
+QUERY_TERMS_SQL = """
+WITH stats AS (
     SELECT greatest(sum(chunks), 1)::float8 AS n,
            greatest(sum(terms), 1)::float8 / greatest(sum(chunks), 1)::float8 AS avgdl
     FROM keyword_stats WHERE namespace = %(namespace)s
+)
+SELECT t.id, s.df, stats.n, stats.avgdl, b.avgdl, b.k1, b.b
+FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))) q
+JOIN terms t ON t.namespace = %(namespace)s AND t.lexeme = q.lexeme
+JOIN term_stats s ON s.term_id = t.id AND s.df > 0
+CROSS JOIN stats
+LEFT JOIN bm25_basis b ON b.namespace = %(namespace)s
+"""
+
+# Okapi BM25 over the query terms (`q`: term id and df) for the postings a ranking reads (`p`).
+# The chunk's part of each term's score is tf (k1 + 1) / (tf + k1 (1 - b + b |D| / avgdl)).
+BM25_SQL = """
+WITH q AS (
+    SELECT term_id, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
+    FROM unnest(%(term_ids)s::integer[], %(dfs)s::float8[]) AS q(term_id, df)
 ),
-postings AS (
-    SELECT p.chunk_id, p.tf, p.length, count(*) OVER (PARTITION BY p.term) AS df
-    FROM chunk_terms p JOIN query_terms q ON q.term = p.term
-    WHERE p.namespace = %(namespace)s
-),
+{postings},
 scored AS (
     SELECT p.chunk_id,
-           sum(ln(1 + (s.n - p.df + 0.5) / (p.df + 0.5))
-               * p.tf * (%(k1)s + 1)
-               / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / s.avgdl))) AS score
-    FROM postings p CROSS JOIN stats s
+           sum(q.idf * p.tf * (%(k1)s + 1)
+               / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avgdl)s))) AS score
+    FROM postings_read p JOIN q USING (term_id)
     GROUP BY p.chunk_id
 )
+SELECT chunk_id, score{extra} FROM scored ORDER BY score DESC, chunk_id LIMIT %(limit)s
 """
+
+# Every posting of every query term: exact, for queries whose terms are not common.
+ALL_POSTINGS = """postings_read AS (
+    SELECT p.term_id, p.chunk_id, p.tf, p.length FROM postings p JOIN q USING (term_id) {scope}
+)"""
+
+# The chunks in scope first, then their postings of the query terms: a filter narrows the work
+# before any posting is scored. Capped: past the cap the filter is not selective enough to start from.
+SCOPE_POSTINGS = """scope AS MATERIALIZED (
+    SELECT c.id FROM chunks c WHERE {where} LIMIT %(scope_cap)s + 1
+),
+postings_read AS (
+    SELECT p.term_id, p.chunk_id, p.tf, p.length
+    FROM scope s JOIN postings p ON p.chunk_id = s.id
+    WHERE p.term_id = ANY(%(term_ids)s::integer[]) AND (SELECT count(*) FROM scope) <= %(scope_cap)s
+)"""
+
+# Bounded: each term's `depth` highest-impact postings name the candidates, which are then
+# scored exactly from all their postings of the query terms. A chunk no list named scores at
+# most the sum over terms of idf times the impact where its list stopped (`unseen`, before the
+# (k1 + 1) / 32767 scale and the avgdl drift factor, applied in Python); when the last of the
+# top results scores at least that, they are the exact top results.
+HEAD_POSTINGS = """head AS MATERIALIZED (
+    SELECT q.term_id, h.chunk_id, h.impact FROM q CROSS JOIN LATERAL (
+        SELECT p.chunk_id, p.impact FROM postings p WHERE p.term_id = q.term_id
+        ORDER BY p.impact DESC LIMIT %(depth)s) h
+),
+floors AS (
+    SELECT term_id, CASE WHEN count(*) < %(depth)s THEN 0 ELSE min(impact) END AS impact
+    FROM head GROUP BY term_id
+),
+candidates AS (
+    SELECT DISTINCT h.chunk_id FROM head h {scope}
+),
+postings_read AS (
+    SELECT p.term_id, p.chunk_id, p.tf, p.length
+    FROM candidates c JOIN postings p ON p.chunk_id = c.chunk_id
+    WHERE p.term_id = ANY(%(term_ids)s::integer[])
+)"""
+UNSEEN = ", (SELECT coalesce(sum(q.idf * f.impact), 0) FROM floors f JOIN q USING (term_id)) AS unseen"
+IMPACT_SCALE = 32767
+SCOPE_CAP = 5_000
+
+
+@dataclass
+class QueryTerms:
+    """A query's terms in one namespace and the statistics BM25 needs."""
+
+    term_ids: list[int]
+    dfs: list[int]
+    n: float
+    avgdl: float
+    basis_avgdl: float | None
+    basis_k1: float | None
+    basis_b: float | None
+
+    @property
+    def postings(self) -> int:
+        return sum(self.dfs)
+
+
+async def query_terms(conn: AsyncConnection, query: str, namespace: str) -> QueryTerms | None:
+    cur = await conn.execute(QUERY_TERMS_SQL, {"query": query, "namespace": namespace})
+    rows = await cur.fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    return QueryTerms([row[0] for row in rows], [row[1] for row in rows], first[2], first[3], first[4],
+                      first[5], first[6])
 
 
 async def keyword_ranking(
     conn: AsyncConnection, query: str, options: SearchOptions, limit: int, settings: Settings
 ) -> Ranking:
-    """BM25 over every chunk of the namespace that contains a query term."""
+    """BM25: exact over every posting of the query terms when they have few (or the filter leaves
+    few chunks), else over the candidates of the impact-ordered heads, exact when the bound
+    proves it and bounded by BM25_MAX_DEPTH postings per term when it cannot."""
     k1 = settings.bm25_k1 if options.k1 is None else options.k1
     b = settings.bm25_b if options.b is None else options.b
-    params: dict[str, Any] = {"query": query, "k1": float(k1), "b": float(b), "limit": limit}
+    terms = await query_terms(conn, query, options.namespace)
+    if terms is None:
+        return []
+    params: dict[str, Any] = {"term_ids": terms.term_ids, "dfs": terms.dfs, "n": terms.n, "avgdl": terms.avgdl,
+                              "k1": float(k1), "b": float(b), "limit": limit}
+    scope, scope_params = "", {}
     if _is_filtered(options):
         where, scope_params = scope_sql(options)
         params.update(scope_params)
-        sql = (BM25_SQL + "SELECT s.chunk_id, s.score FROM scored s JOIN chunks c ON c.id = s.chunk_id"
-               f" WHERE {where} ORDER BY s.score DESC, s.chunk_id LIMIT %(limit)s")
-    else:
-        params["namespace"] = options.namespace
-        sql = BM25_SQL + "SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id LIMIT %(limit)s"
-    cur = await conn.execute(sql, params)
-    return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
+        sql = BM25_SQL.format(postings=SCOPE_POSTINGS.replace("{where}", where), extra="")
+        cur = await conn.execute(sql, {**params, "scope_cap": SCOPE_CAP})
+        ranking = [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
+        if ranking or not await _scope_overflows(conn, where, scope_params):
+            return ranking
+        scope = "JOIN chunks c ON c.id = {alias}.chunk_id WHERE " + where
+    if terms.postings <= settings.bm25_exact_postings:
+        sql = BM25_SQL.format(postings=ALL_POSTINGS.replace("{scope}", scope.replace("{alias}", "p")), extra="")
+        cur = await conn.execute(sql, params)
+        return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
+    return await _bounded_ranking(conn, terms, params, scope.replace("{alias}", "h"), settings)
+
+
+async def _scope_overflows(conn: AsyncConnection, where: str, params: dict[str, Any]) -> bool:
+    cur = await conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT %(cap)s) s",
+                             {**params, "cap": SCOPE_CAP + 1})
+    return (await cur.fetchone())[0] > SCOPE_CAP
+
+
+async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any], scope: str,
+                           settings: Settings) -> Ranking:
+    """Impact-ordered heads, deepened fourfold until the bound proves the top results exact or
+    the depth reaches BM25_MAX_DEPTH."""
+    limit = params["limit"]
+    same_basis = (terms.basis_avgdl is not None and terms.basis_k1 == params["k1"]
+                  and terms.basis_b == params["b"])
+    drift = max(1.0, terms.avgdl / terms.basis_avgdl) if same_basis else math.inf
+    sql = BM25_SQL.format(postings=HEAD_POSTINGS.replace("{scope}", scope), extra=UNSEEN)
+    depth = max(100, 2 * limit)
+    while True:
+        depth = min(depth, settings.bm25_max_depth)
+        cur = await conn.execute(sql, {**params, "depth": depth})
+        rows = await cur.fetchall()
+        ranking = [(int(row[0]), float(row[1])) for row in rows]
+        if rows:
+            unseen = float(rows[0][2]) * (params["k1"] + 1) / IMPACT_SCALE * drift
+        else:  # no candidate in scope: only exhausted lists prove there is none
+            unseen = math.inf if scope else 0.0
+        proven = (len(ranking) == limit and ranking[-1][1] >= unseen) or unseen == 0.0
+        if proven or depth >= settings.bm25_max_depth:
+            if not proven:
+                log("debug", "bm25_bounded", depth=depth, unseen=unseen,
+                    last=ranking[-1][1] if ranking else None)
+            return ranking
+        depth *= 4
 
 
 # --- vector: HNSW -----------------------------------------------------------------------------

@@ -1,0 +1,153 @@
+"""BM25 at scale: bounded (impact-ordered) ranking agrees with exact ranking, filters apply
+before scoring, impacts are refreshed when the avgdl drifts, and the migration upgrades a
+database that already has chunks."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import psycopg
+import pytest
+
+from lib import db
+from lib.config import Settings
+from lib.retrieval.search import SearchOptions, keyword_ranking
+from tests.conftest import _admin_execute, _admin_url, _with_dbname
+from tests.conftest import run_async as run
+from tests.test_search_bm25 import add_document
+
+EXACT = Settings(bm25_k1=1.2, bm25_b=0.75)
+BOUNDED = replace(EXACT, bm25_exact_postings=0)  # every query takes the impact-ordered path
+WORDS = ("apple banana cherry damson elder fig grape hazel iris juniper kiwi lemon mango nectar olive "
+         "peach quince rowan sloe tamarind").split()
+
+
+def texts(count: int, seed: int = 3) -> list[str]:
+    """Chunks of Zipf-like words: the first words are in most chunks, the last in few."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(WORDS))]
+    return [" ".join(rng.choices(WORDS, weights, k=rng.randint(4, 30))) for _ in range(count)]
+
+
+async def load(conn, namespace: str, count: int) -> None:
+    corpus = texts(count)
+    for start in range(0, count, 50):
+        await add_document(conn, namespace, f"d{start}.txt", corpus[start:start + 50])
+    await conn.execute("UPDATE chunks SET metadata = jsonb_build_object('kind', CASE WHEN id %% 7 = 0"
+                       " THEN 'faq' ELSE 'note' END) WHERE namespace = %s", (namespace,))
+
+
+@pytest.mark.parametrize("query", ["apple banana", "apple banana cherry damson", "tamarind apple", "sloe"])
+def test_bounded_ranking_returns_the_exact_top_results(database: str, query: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            cur = await conn.execute("SELECT count(*) FROM chunks WHERE namespace = 'orchard'")
+            if (await cur.fetchone())[0] == 0:
+                await load(conn, "orchard", 600)
+            options = SearchOptions(namespace="orchard")
+            exact = await keyword_ranking(conn, query, options, 10, EXACT)
+            bounded = await keyword_ranking(conn, query, options, 10, BOUNDED)
+            shallow = await keyword_ranking(conn, query, options, 10, replace(BOUNDED, bm25_max_depth=10))
+        return exact, bounded, shallow
+
+    exact, bounded, shallow = run(main)
+    assert len(exact) == 10
+    assert [c for c, _ in bounded] == [c for c, _ in exact]
+    assert [s for _, s in bounded] == pytest.approx([s for _, s in exact])
+    # a depth too small to prove anything still answers, with exact scores for what it found
+    assert len(shallow) == 10
+    assert all(score == pytest.approx(dict(exact).get(chunk, score)) for chunk, score in shallow)
+
+
+def test_filters_apply_before_scoring_on_every_path(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            await load(conn, "grove", 400)
+            cur = await conn.execute("SELECT id FROM chunks WHERE namespace = 'grove' AND metadata->>'kind' = 'faq'")
+            faq = {row[0] for row in await cur.fetchall()}
+            options = SearchOptions(namespace="grove", filter={"kind": "faq"})
+            found = {}
+            for label, settings in (("exact", EXACT), ("bounded", BOUNDED)):
+                found[label] = await keyword_ranking(conn, "apple cherry", options, 10, settings)
+            # the unfiltered ranking, cut to the filter afterwards: what the filtered one must equal
+            everything = await keyword_ranking(conn, "apple cherry", SearchOptions(namespace="grove"), 400, EXACT)
+        return faq, found, everything
+
+    faq, found, everything = run(main)
+    expected = [(c, s) for c, s in everything if c in faq][:10]
+    for ranking in found.values():
+        assert [c for c, _ in ranking] == [c for c, _ in expected]
+        assert {c for c, _ in ranking} <= faq
+
+
+def test_impacts_are_refreshed_when_the_average_length_drifts(database: str) -> None:
+    async def main():
+        async with db.connect() as conn:
+            await add_document(conn, "drift", "short.txt", ["plum pear", "plum fig"])
+            cur = await conn.execute("SELECT avgdl FROM bm25_basis WHERE namespace = 'drift'")
+            first = (await cur.fetchone())[0]
+            cur = await conn.execute("SELECT refresh_bm25_impacts('drift', 1.2, 0.75, 0.1)")
+            untouched = (await cur.fetchone())[0]
+            await add_document(conn, "drift", "long.txt", [" ".join(["plum", "kiwi", "lime", "sloe"] * 5)])
+            cur = await conn.execute("SELECT refresh_bm25_impacts('drift', 1.2, 0.75, 0.1)")
+            rewritten = (await cur.fetchone())[0]
+            cur = await conn.execute("SELECT avgdl FROM bm25_basis WHERE namespace = 'drift'")
+            second = (await cur.fetchone())[0]
+            cur = await conn.execute(
+                "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id JOIN bm25_basis b USING (namespace)"
+                " WHERE t.namespace = 'drift' AND p.impact <> bm25_impact(p.tf, p.length, b.avgdl, b.k1, b.b)")
+            stale = (await cur.fetchone())[0]
+        return first, untouched, rewritten, second, stale
+
+    first, untouched, rewritten, second, stale = run(main)
+    assert first == 2.0 and untouched == 0
+    # lengths 2, 2, 20 (four lexemes, five times each): avgdl 8, a drift of 300%
+    assert rewritten > 0 and second == 8.0 and stale == 0
+
+
+def test_the_migration_upgrades_a_database_with_chunks_in_place(pg_template: str) -> None:
+    from lib.db import migration_files
+
+    name = "bundle_test_upgrade_bm25"
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    url = _with_dbname(_admin_url(), name)
+    corpus = texts(120, seed=5)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for path in migration_files():
+                if path.stem < "070":
+                    conn.execute(path.read_text())
+            document = conn.execute(
+                "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model)"
+                " VALUES ('old', 'a.txt', 'text/plain', 'h', 'm') RETURNING id").fetchone()[0]
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO chunks (document_id, namespace, position, text, content_hash, token_count,"
+                    " char_start, char_end, embedding_model) VALUES (%s, 'old', %s, %s, 'h', 1, 0, 1, 'm')",
+                    [(document, i, text) for i, text in enumerate(corpus)])
+            before = conn.execute("SELECT count(*) FROM chunk_terms").fetchone()[0]
+            for path in migration_files():
+                if path.stem >= "070":
+                    conn.execute(path.read_text())
+            after = conn.execute("SELECT count(*) FROM postings").fetchone()[0]
+            df = dict(conn.execute("SELECT t.lexeme, s.df FROM term_stats s JOIN terms t ON t.id = s.term_id").fetchall())
+            truth = dict(conn.execute("SELECT t.lexeme, count(*) FROM chunks c, unnest(to_tsvector('english', c.text)) t"
+                                      " GROUP BY t.lexeme").fetchall())
+            stale = conn.execute(
+                "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id JOIN bm25_basis b USING (namespace)"
+                " WHERE p.impact <> bm25_impact(p.tf, p.length, b.avgdl, b.k1, b.b)").fetchone()[0]
+            # writes after the upgrade go through the new triggers
+            conn.execute("DELETE FROM chunks WHERE position < 20")
+            df_after = dict(conn.execute(
+                "SELECT t.lexeme, s.df FROM term_stats s JOIN terms t ON t.id = s.term_id WHERE s.df > 0").fetchall())
+            truth_after = dict(conn.execute(
+                "SELECT t.lexeme, count(*) FROM chunks c, unnest(to_tsvector('english', c.text)) t"
+                " GROUP BY t.lexeme").fetchall())
+    finally:
+        db.forget_database(url)
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert before > 0 and after == before
+    assert df == truth and stale == 0
+    assert df_after == truth_after
