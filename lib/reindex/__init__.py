@@ -7,7 +7,9 @@ One invocation:
    plus one `switch_model` job;
 2. claims jobs in bounded batches (`FOR UPDATE SKIP LOCKED`, with a lease, so a crashed
    invocation's jobs are taken again later) until the queue is empty or the time budget is spent;
-3. drops stale pending vectors and folds the BM25 statistics (`compact_keyword_stats()`).
+3. drops stale pending vectors, folds the BM25 statistics (`compact_keyword_stats()`) and
+   recomputes the BM25 impacts of namespaces whose average chunk length drifted
+   (`refresh_bm25_impacts()`, past BM25_IMPACT_DRIFT).
 
 Model migration without downtime: `reembed` writes the new vectors into `pending_embeddings`;
 `switch_model` (claimable only once every `reembed` of its namespace is done) swaps them in for the
@@ -258,7 +260,21 @@ async def cleanup(conn: AsyncConnection, settings: Settings) -> int:
     )
     removed = cur.rowcount
     await conn.execute("SELECT compact_keyword_stats()")
+    await refresh_impacts(conn, settings)
     return removed
+
+
+async def refresh_impacts(conn: AsyncConnection, settings: Settings) -> dict[str, int]:
+    """Recompute the BM25 impacts of each namespace whose avgdl moved more than BM25_IMPACT_DRIFT
+    since they were computed, or whose k1 or b are not the deployment's any more. A stale basis
+    never makes keyword search wrong, only its bound looser (lib/retrieval/search.py)."""
+    cur = await conn.execute(
+        "SELECT namespace, refresh_bm25_impacts(namespace, %s, %s, %s) FROM bm25_basis ORDER BY namespace",
+        (settings.bm25_k1, settings.bm25_b, settings.bm25_impact_drift))
+    refreshed = {namespace: rewritten for namespace, rewritten in await cur.fetchall() if rewritten}
+    if refreshed:
+        log("info", "bm25_impacts_refreshed", namespaces=refreshed)
+    return refreshed
 
 
 async def run_reindex(settings: Settings, *, batch: int | None = None, time_budget_s: float | None = None,
