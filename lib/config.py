@@ -258,7 +258,7 @@ class Settings:
     # keyword queries whose terms have at most this many postings in all are scored exhaustively;
     # longer ones read each term's postings in impact order, at most BM25_MAX_DEPTH per term
     bm25_exact_postings: int = setting("BM25_EXACT_POSTINGS", 20_000, whole())
-    bm25_max_depth: int = setting("BM25_MAX_DEPTH", 2_000, whole(at_least=10))
+    bm25_max_depth: int = setting("BM25_MAX_DEPTH", 8_000, whole(at_least=10))
     # the reindex cron recomputes a namespace's impacts when its avgdl moved more than this
     bm25_impact_drift: float = setting("BM25_IMPACT_DRIFT", 0.1, number())
     cron_secret: str = setting("CRON_SECRET", "")

@@ -188,31 +188,61 @@ postings_read AS (
     WHERE p.term_id = ANY(%(term_ids)s::integer[]) AND (SELECT count(*) FROM scope) <= %(scope_cap)s
 )"""
 
-# Bounded: each term's `depth` highest-impact postings name the candidates, which are then
-# scored exactly from all their postings of the query terms. A chunk no list named scores at
-# most the sum over terms of idf times the impact where its list stopped (`unseen`, before the
-# (k1 + 1) / 32767 scale and the avgdl drift factor, applied in Python); when the last of the
-# top results scores at least that, they are the exact top results.
-HEAD_POSTINGS = """head AS MATERIALIZED (
-    SELECT q.term_id, h.chunk_id, h.impact FROM q CROSS JOIN LATERAL (
-        SELECT p.chunk_id, p.impact FROM postings p WHERE p.term_id = q.term_id
+# Bounded: each term's `depth` highest-impact postings (all of them when it has fewer), read from
+# the impact index alone. A chunk's `known` score sums the parts of the postings read; for a term
+# whose list was cut, a posting not read adds at most `cap` (idf (k1 + 1) times the impact where
+# reading stopped, scaled back from 32767 and by the avgdl drift). So a chunk scores at most
+# `known` plus the caps of the cut terms it was not seen with (`upper`), and a chunk never seen
+# at most the sum of all caps. The `contenders`, the chunks with the highest known scores and
+# those with the highest upper bounds, are scored exactly from their own postings of the query
+# terms (found by the chunk index). `bound` is
+# the most any other chunk can score; when the k-th contender scores at least that, the top k are
+# exact.
+BOUNDED_SQL = """
+WITH q AS (
+    SELECT term_id, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
+    FROM unnest(%(term_ids)s::integer[], %(dfs)s::float8[]) AS q(term_id, df)
+),
+head AS MATERIALIZED (
+    SELECT q.term_id, h.chunk_id, h.impact,
+           q.idf * h.tf * (%(k1)s + 1) / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.length / %(avgdl)s)) AS part
+    FROM q CROSS JOIN LATERAL (
+        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id
         ORDER BY p.impact DESC LIMIT %(depth)s) h
 ),
-floors AS (
-    SELECT term_id, CASE WHEN count(*) < %(depth)s THEN 0 ELSE min(impact) END AS impact
-    FROM head GROUP BY term_id
+cut AS MATERIALIZED (
+    SELECT h.term_id, q.idf, q.idf * (%(k1)s + 1) * min(h.impact) / 32767.0 * %(drift)s AS cap
+    FROM head h JOIN q USING (term_id)
+    GROUP BY h.term_id, q.idf HAVING count(*) >= %(depth)s
 ),
-candidates AS (
-    SELECT DISTINCT h.chunk_id FROM head h {scope}
+unseen AS (
+    SELECT coalesce(sum(cap), 0) AS cap FROM cut
 ),
-postings_read AS (
-    SELECT p.term_id, p.chunk_id, p.tf, p.length
-    FROM candidates c JOIN postings p ON p.chunk_id = c.chunk_id
-    WHERE p.term_id = ANY(%(term_ids)s::integer[])
-)"""
-UNSEEN = ", (SELECT coalesce(sum(q.idf * f.impact), 0) FROM floors f JOIN q USING (term_id)) AS unseen"
-IMPACT_SCALE = 32767
+known AS MATERIALIZED (
+    SELECT h.chunk_id, sum(h.part) AS score, sum(h.part) + (SELECT cap FROM unseen) - coalesce(sum(x.cap), 0) AS upper
+    FROM head h LEFT JOIN cut x USING (term_id) {scope}
+    GROUP BY h.chunk_id
+),
+contenders AS MATERIALIZED (
+    (SELECT chunk_id FROM known ORDER BY score DESC, chunk_id LIMIT %(contenders)s)
+    UNION
+    (SELECT chunk_id FROM known ORDER BY upper DESC, chunk_id LIMIT %(contenders)s)
+),
+resolved AS (
+    SELECT c.chunk_id, sum(q.idf * p.tf * (%(k1)s + 1)
+                           / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avgdl)s))) AS score
+    FROM contenders c
+    CROSS JOIN LATERAL (SELECT p.term_id, p.tf, p.length FROM postings p WHERE p.chunk_id = c.chunk_id OFFSET 0) p
+    JOIN q USING (term_id)
+    GROUP BY c.chunk_id
+)
+SELECT chunk_id, score,
+       greatest((SELECT cap FROM unseen),
+                (SELECT max(upper) FROM known WHERE chunk_id NOT IN (SELECT chunk_id FROM contenders))) AS bound
+FROM resolved ORDER BY score DESC, chunk_id LIMIT %(limit)s
+"""
 SCOPE_CAP = 5_000
+BOUNDED_START_DEPTH = 2_000
 
 
 @dataclass
@@ -285,25 +315,24 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     limit = params["limit"]
     same_basis = (terms.basis_avgdl is not None and terms.basis_k1 == params["k1"]
                   and terms.basis_b == params["b"])
+    # impacts were computed with the basis avgdl: a larger one now makes every part up to this much larger
     drift = max(1.0, terms.avgdl / terms.basis_avgdl) if same_basis else math.inf
-    sql = BM25_SQL.format(postings=HEAD_POSTINGS.replace("{scope}", scope), extra=UNSEEN)
-    depth = max(100, 2 * limit)
+    sql = BOUNDED_SQL.replace("{scope}", scope)
+    depth = min(settings.bm25_max_depth, max(BOUNDED_START_DEPTH, 4 * limit))
     while True:
-        depth = min(depth, settings.bm25_max_depth)
-        cur = await conn.execute(sql, {**params, "depth": depth})
+        cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift, "contenders": 4 * limit})
         rows = await cur.fetchall()
         ranking = [(int(row[0]), float(row[1])) for row in rows]
         if rows:
-            unseen = float(rows[0][2]) * (params["k1"] + 1) / IMPACT_SCALE * drift
+            bound = float(rows[0][2])
         else:  # no candidate in scope: only exhausted lists prove there is none
-            unseen = math.inf if scope else 0.0
-        proven = (len(ranking) == limit and ranking[-1][1] >= unseen) or unseen == 0.0
+            bound = math.inf if scope else 0.0
+        proven = bound == 0.0 or (len(ranking) == limit and ranking[-1][1] >= bound)
         if proven or depth >= settings.bm25_max_depth:
             if not proven:
-                log("debug", "bm25_bounded", depth=depth, unseen=unseen,
-                    last=ranking[-1][1] if ranking else None)
+                log("debug", "bm25_bounded", depth=depth, bound=bound, last=ranking[-1][1] if ranking else None)
             return ranking
-        depth *= 4
+        depth = min(settings.bm25_max_depth, depth * 4)
 
 
 # --- vector: HNSW -----------------------------------------------------------------------------
