@@ -151,3 +151,20 @@ def test_the_migration_upgrades_a_database_with_chunks_in_place(pg_template: str
     assert before > 0 and after == before
     assert df == truth and stale == 0
     assert df_after == truth_after
+
+
+def test_ingestion_computes_impacts_as_the_database_does(database: str) -> None:
+    from lib.ingest.keywords import impact
+
+    rng = random.Random(11)
+    cases = [(rng.randint(1, 256), rng.randint(1, 5000), rng.uniform(1, 900), rng.choice([0.9, 1.2, 2.0]),
+              rng.choice([0.0, 0.4, 0.75, 1.0])) for _ in range(2000)]
+
+    async def main():
+        async with db.connect() as conn:
+            cur = await conn.execute(
+                "SELECT bm25_impact(tf, length, avgdl, k1, b) FROM unnest(%s::int[], %s::int[], %s::float8[],"
+                " %s::float8[], %s::float8[]) AS c(tf, length, avgdl, k1, b)", [list(column) for column in zip(*cases, strict=True)])
+            return [row[0] for row in await cur.fetchall()]
+
+    assert run(main) == [impact(*case) for case in cases]

@@ -236,6 +236,34 @@ def test_provider_failing_on_the_third_batch_leaves_the_previous_version(client,
     assert [r["text"] for r in chunks_of(database, first["document_id"])] == new
 
 
+def test_provider_failing_while_earlier_slices_are_written_leaves_the_previous_version(
+        client, database, fake_provider, env, monkeypatch) -> None:
+    from lib.ingest import store
+
+    # two chunks per slice: the third slice is embedded while the first two are being copied
+    monkeypatch.setattr(store, "EMBED_SLICE", 2)
+    env(EMBEDDING_BATCH_SIZE="2", EMBEDDING_CONCURRENCY="1")
+    options = {"embedding_model": "openai/text-embedding-3-small", "namespace": "sliced",
+               "chunk_size_tokens": 20, "chunk_overlap_tokens": 0}
+    old = [f"Old paragraph {i} is about plums and figs from the garden." for i in range(6)]
+    first = upload(client, "report.md", "\n\n".join(old), **options).json()
+    assert first["status"] == "indexed" and first["chunks"] == 6
+    stats = "SELECT sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'sliced'"
+    before = sql(database, stats)
+    fake_provider.reset()
+    fake_provider.queue(Reply(), Reply(), Reply(status=400))
+    new = [f"New paragraph {i} is about kiwis and limes from the hillside." for i in range(6)]
+    failed = upload(client, "report.md", "\n\n".join(new), **options)
+    assert failed.status_code == 502, failed.text
+    assert [r["text"] for r in chunks_of(database, first["document_id"])] == old
+    assert sql(database, stats) == before
+    assert sql(database, "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id"
+                         " LEFT JOIN chunks c ON c.id = p.chunk_id WHERE t.namespace = 'sliced' AND c.id IS NULL") == [(0,)]
+    retry = upload(client, "report.md", "\n\n".join(new), **options).json()
+    assert retry["status"] == "replaced" and retry["cached"] == 4 and retry["embedded"] == 2
+    assert [r["text"] for r in chunks_of(database, first["document_id"])] == new
+
+
 # --- streaming, listing, deleting ----------------------------------------------------------------
 
 

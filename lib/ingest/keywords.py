@@ -18,6 +18,7 @@ writes made by plain SQL the same way, 070_bm25_postings.sql) stand aside.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,13 +72,9 @@ SELECT (SELECT coalesce(array_agg(term_id), '{}') FROM per_term),
        (SELECT coalesce(sum(length), 0) FROM per_chunk)
 """
 
-ADD_SQL = """
-INSERT INTO postings (term_id, tf, impact, chunk_id, length)
-SELECT p.term_id, p.tf, bm25_impact(p.tf, p.length, b.avgdl, b.k1, b.b), p.chunk_id, p.length
-FROM unnest(%(term_ids)s::integer[], %(tfs)s::smallint[], %(chunk_ids)s::bigint[], %(lengths)s::integer[])
-     AS p(term_id, tf, chunk_id, length)
-CROSS JOIN bm25_basis_for(%(namespace)s, %(avgdl)s) AS b
-"""
+# The namespace's basis, held in share mode until commit (070_bm25_postings.sql)
+BASIS_SQL = "SELECT avgdl, k1, b FROM bm25_basis_for(%(namespace)s, %(avgdl)s)"
+COPY_POSTINGS = "COPY postings (term_id, tf, impact, chunk_id, length) FROM STDIN (FORMAT BINARY)"
 
 # The document's net change to document frequencies, in term-id order (see the module docstring).
 DF_SQL = """
@@ -107,6 +104,11 @@ class KeywordChange:
     chunks: int = 0
     length: int = 0
     df: Counter[int] = field(default_factory=Counter)
+
+
+def impact(tf: int, length: int, avgdl: float, k1: float, b: float) -> int:
+    """`bm25_impact()` of 070_bm25_postings.sql, the same float operations in the same order."""
+    return min(32767, max(1, math.ceil(32767.0 * tf / (tf + k1 * (1 - b + b * length / avgdl)))))
 
 
 async def analyze_chunks(conn: AsyncConnection, namespace: str, texts: Sequence[str]) -> list[ChunkTerms]:
@@ -152,8 +154,12 @@ async def add_postings(conn: AsyncConnection, namespace: str, chunk_ids: Sequenc
         total += length
     if not indexed:
         return
-    await conn.execute(ADD_SQL, {"term_ids": term_ids, "tfs": tfs, "chunk_ids": owners, "lengths": lengths,
-                                 "namespace": namespace, "avgdl": total / indexed})
+    cur = await conn.execute(BASIS_SQL, {"namespace": namespace, "avgdl": total / indexed})
+    avgdl, k1, b = await cur.fetchone()
+    async with conn.cursor() as cursor, cursor.copy(COPY_POSTINGS) as copy:
+        copy.set_types(["int4", "int2", "int2", "int8", "int4"])
+        for term_id, tf, chunk_id, length in zip(term_ids, tfs, owners, lengths, strict=True):
+            await copy.write_row((term_id, tf, impact(tf, length, avgdl, k1, b), chunk_id, length))
     change.chunks += indexed
     change.length += total
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +46,15 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
     from lib.ingest.chunking import Chunk
+    from lib.ingest.embedding import EmbedResult
 
 
 # progress(stage, fields): stages extract, chunk, embed (per batch), write, done
 OnProgress = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 MAX_VECTOR_INDEX_DIMS = 2000
+# Chunks embedded per step: a document of more is written slice by slice while the next is embedded
+EMBED_SLICE = 500
 MAX_HALFVEC_INDEX_DIMS = 4000
 _INDEX_LOCK = 7_347_120_021
 
@@ -92,6 +96,24 @@ class IngestResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class EmbedTotals:
+    """What embedding a document's slices did, added up for its IngestResult."""
+
+    dimensions: int = 0
+    embedded: int = 0
+    cached: int = 0
+    tokens: int = 0
+    cost_usd: float | None = 0.0  # None once any slice's price is unknown
+
+    def add(self, result: EmbedResult) -> None:
+        self.dimensions = result.dimensions
+        self.embedded += result.embedded
+        self.cached += result.cached
+        self.tokens += result.tokens
+        self.cost_usd = None if self.cost_usd is None or result.cost_usd is None else self.cost_usd + result.cost_usd
 
 
 def sha256_hex(data: bytes) -> str:
@@ -161,9 +183,11 @@ _CHUNK_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "text[]", "int4"
                 "vector"]
 
 
-async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]], ids: list[int] | None = None) -> None:
+async def copy_chunks(conn: AsyncConnection, rows: Iterable[tuple[Any, ...]] | AsyncIterable[tuple[Any, ...]],
+                      ids: list[int] | None = None) -> None:
     """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as `Vector`) with binary COPY, with
-    the ids given (from `allocate_chunk_ids`) or the sequence's."""
+    the ids given (from `allocate_chunk_ids`) or the sequence's. Rows may arrive as they are
+    made: the server inserts (and indexes) the first ones while the next are being computed."""
     from psycopg.types.json import Jsonb
 
     columns, types = (("id", *_CHUNK_COLUMNS), ["int8", *_CHUNK_TYPES]) if ids else (_CHUNK_COLUMNS, _CHUNK_TYPES)
@@ -171,9 +195,23 @@ async def copy_chunks(conn: AsyncConnection, rows: list[tuple[Any, ...]], ids: l
         statement = f"COPY chunks ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         async with cursor.copy(statement) as copy:
             copy.set_types(types)
-            for i, row in enumerate(rows):
+            i = 0
+            async for row in _slices(rows, flat=True):
                 row = row[:10] + (Jsonb(row[10]),) + row[11:]
                 await copy.write_row((ids[i], *row) if ids else row)
+                i += 1
+
+
+async def _slices(items: Iterable[Any] | AsyncIterable[Any], flat: bool = False) -> AsyncIterator[Any]:
+    """Iterate a list or an async iterator alike; a plain list of vectors is one slice."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    elif flat:
+        for item in items:
+            yield item
+    else:
+        yield items
 
 
 async def allocate_chunk_ids(conn: AsyncConnection, count: int) -> list[int]:
@@ -238,40 +276,54 @@ async def ingest_document(
     if not chunks:
         raise errors.ValidationFailed(f"{filename}: the document has no text", code="empty_document")
 
-    async def batch_done(done: int, total: int, inputs: int) -> None:
-        await progress("embed", batches_done=done, batches=total, chunks_done=inputs, chunks=len(chunks))
+    texts = [c.text for c in chunks]
+    slices = [(start, min(len(texts), start + EMBED_SLICE)) for start in range(0, len(texts), EMBED_SLICE)]
+    embedded = EmbedTotals()
+
+    async def embed_slice(number: int) -> list[list[float]]:
+        start, end = slices[number]
+        result = await embed_texts(texts[start:end], spec.name, settings=settings, request_id=request_id,
+                                   caller=caller)
+        embedded.add(result)
+        await progress("embed", batches_done=number + 1, batches=len(slices), chunks_done=end, chunks=len(chunks))
+        return result.vectors
 
     async def analyze() -> list[ChunkTerms]:
         async with db.connect(settings) as other:
-            return await analyze_chunks(other, namespace, [c.text for c in chunks])
+            return await analyze_chunks(other, namespace, texts)
 
-    await progress("embed", batches_done=0, chunks_done=0, chunks=len(chunks))
-    # Postgres tokenizes the chunks for the keyword index while they are embedded
+    await progress("embed", batches_done=0, batches=len(slices), chunks_done=0, chunks=len(chunks))
+    # Postgres tokenizes the chunks for the keyword index while they are embedded, and a large
+    # document's later slices are embedded while the earlier ones are written
     analysis = asyncio.create_task(analyze())
     try:
-        embedded = await embed_texts([c.text for c in chunks], spec.name, settings=settings,
-                                     request_id=request_id, caller=caller, on_batch=batch_done)
-        analyzed = await analysis
+        first = await embed_slice(0)  # before anything is written: a provider refusing at once writes nothing
+
+        async def vectors() -> AsyncIterator[list[list[float]]]:
+            yield first
+            for number in range(1, len(slices)):
+                yield await embed_slice(number)
+            await progress("write", chunks=len(chunks))
+
+        dims = embedded.dimensions
+        doc_title = title or document.title
+        tokens = sum(c.token_count for c in chunks)
+        fields = {
+            "namespace": namespace, "source": source, "title": doc_title, "media_type": document.media_type,
+            "content_hash": digest, "source_etag": options.source_etag, "blob_key": options.blob_key,
+            "metadata": json.dumps(metadata), "embedding_model": spec.name, "chunk_count": len(chunks),
+            "token_count": tokens, "chunking": json.dumps(chunking),
+        }
+        async with db.connect(settings) as conn:
+            await ensure_vector_index(conn, spec.name, dims)
+            document_id, version, status = await store_document(conn, fields, chunks, vectors(), analysis)
+            if status == "unchanged":  # a concurrent upload of the same bytes got there first
+                row = await _find(conn, namespace, source)
+                await progress("done", status="unchanged")
+                return _result(row, "unchanged", dims)
     finally:
         if not analysis.done():
             analysis.cancel()
-    dims = embedded.dimensions
-    await progress("write", chunks=len(chunks))
-    doc_title = title or document.title
-    tokens = sum(c.token_count for c in chunks)
-    fields = {
-        "namespace": namespace, "source": source, "title": doc_title, "media_type": document.media_type,
-        "content_hash": digest, "source_etag": options.source_etag, "blob_key": options.blob_key,
-        "metadata": json.dumps(metadata), "embedding_model": spec.name, "chunk_count": len(chunks),
-        "token_count": tokens, "chunking": json.dumps(chunking),
-    }
-    async with db.connect(settings) as conn:
-        await ensure_vector_index(conn, spec.name, dims)
-        document_id, version, status = await store_document(conn, fields, chunks, embedded.vectors, analyzed)
-        if status == "unchanged":  # a concurrent upload of the same bytes got there first
-            row = await _find(conn, namespace, source)
-            await progress("done", status="unchanged")
-            return _result(row, "unchanged", dims)
     result = IngestResult(
         str(document_id), namespace, source, status, len(chunks), tokens, spec.name, dims, version,
         doc_title, document.media_type, embedded.embedded, embedded.cached, embedded.tokens,
@@ -282,14 +334,20 @@ async def ingest_document(
     return result
 
 
-async def store_document(conn: AsyncConnection, fields: dict[str, Any], chunks: list[Chunk],
-                         vectors: list[list[float]], analyzed: list[ChunkTerms] | None = None) -> tuple[Any, int, str]:
+async def store_document(
+    conn: AsyncConnection, fields: dict[str, Any], chunks: list[Chunk],
+    vectors: Sequence[Sequence[float]] | AsyncIterable[Sequence[Sequence[float]]],
+    analyzed: Sequence[ChunkTerms] | Awaitable[Sequence[ChunkTerms]] | None = None,
+) -> tuple[Any, int, str]:
     """The write transaction: upsert the document row, swap its chunks (binary COPY) and their
     keyword index (lib/ingest/keywords.py), statistics last.
 
-    `fields` are the documents columns (metadata and chunking as JSON text); `analyzed` the
-    chunks' terms from `analyze_chunks`, computed here (before the transaction) when not given.
-    Returns (document id, version, status); `unchanged` when an identical version was already there.
+    `fields` are the documents columns (metadata and chunking as JSON text). `vectors` are the
+    chunks' embeddings in order, or their slices as they are embedded: the COPY takes each slice
+    as it comes, and anything raised meanwhile rolls the whole write back. `analyzed` are the
+    chunks' terms from `analyze_chunks` (or a task computing them), computed here, before the
+    transaction, when not given. Returns (document id, version, status); `unchanged` when an
+    identical version was already there.
     """
     from lib.db.vector import Vector
     from lib.ingest.embedding import content_hash
@@ -307,14 +365,22 @@ async def store_document(conn: AsyncConnection, fields: dict[str, Any], chunks: 
         if status == "replaced":
             await remove_postings(conn, document_id, change)
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-        rows = [
-            (document_id, namespace, c.position, c.text, content_hash(c.text), c.token_count,
-             list(c.heading_path), c.page, c.char_start, c.char_end, metadata, fields["embedding_model"],
-             Vector(vector))
-            for c, vector in zip(chunks, vectors, strict=True)
-        ]
-        ids = await allocate_chunk_ids(conn, len(rows))
-        await copy_chunks(conn, rows, ids)
+        ids = await allocate_chunk_ids(conn, len(chunks))
+
+        async def rows() -> AsyncIterator[tuple[Any, ...]]:
+            position = 0
+            async for batch in _slices(vectors):
+                for c, vector in zip(chunks[position:position + len(batch)], batch, strict=True):
+                    yield (document_id, namespace, c.position, c.text, content_hash(c.text), c.token_count,
+                           list(c.heading_path), c.page, c.char_start, c.char_end, metadata,
+                           fields["embedding_model"], Vector(vector))
+                position += len(batch)
+            if position != len(chunks):
+                raise ValueError(f"{position} vectors for {len(chunks)} chunks")
+
+        await copy_chunks(conn, rows(), ids)
+        if inspect.isawaitable(analyzed):
+            analyzed = await analyzed
         await add_postings(conn, namespace, ids, analyzed, change)
         await settle_statistics(conn, namespace, change)
     return document_id, version, status

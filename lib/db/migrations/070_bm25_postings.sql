@@ -60,7 +60,7 @@ CREATE TABLE bm25_basis (
 
 CREATE FUNCTION bm25_impact(tf integer, length integer, avgdl float8, k1 float8, b float8)
 RETURNS smallint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT least(32767, greatest(1, ceil(32767.0 * tf / (tf + k1 * (1 - b + b * length / avgdl)))))::smallint
+    SELECT least(32767, greatest(1, ceil(32767.0::float8 * tf / (tf + k1 * (1 - b + b * length / avgdl)))))::smallint
 $$;
 
 -- --- the backfill: existing deployments keep their chunks -----------------------------------
