@@ -107,15 +107,23 @@ async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], r
     return elapsed
 
 
-async def ours_end_to_end(url: str, text: str, run: int) -> tuple[float, int]:
+async def ours_end_to_end(url: str, text: str, run: int, overlap: bool = True) -> tuple[float, int]:
+    """`ingest_document` on one long document; without `overlap`, every chunk is embedded before
+    the write starts (one slice), to show what writing while embedding gains."""
     from lib import config, db
-    from lib.ingest.store import IngestOptions, ingest_document
+    from lib.ingest import store
 
     settings = replace(config.get_settings(), database_url=url)
-    started = time.perf_counter()
-    options = IngestOptions(namespace=f"e2e-{run}", embedding_model=MODEL)
-    result = await ingest_document(text.encode(), "long.txt", options, settings=settings)
-    elapsed = time.perf_counter() - started
+    slice_size = store.EMBED_SLICE
+    store.EMBED_SLICE = slice_size if overlap else 10**9
+    try:
+        started = time.perf_counter()
+        options = store.IngestOptions(namespace=f"e2e-{run}-{'overlap' if overlap else 'serial'}",
+                                      embedding_model=MODEL)
+        result = await store.ingest_document(text.encode(), "long.txt", options, settings=settings)
+        elapsed = time.perf_counter() - started
+    finally:
+        store.EMBED_SLICE = slice_size
     await db.close_pools()
     return elapsed, result.chunks
 
@@ -197,6 +205,7 @@ def main() -> None:
     count, rounds = (300, 1) if args.quick else (args.chunks, args.rounds)
 
     from lib.ingest.embedders.hashing import hash_vector
+    from lib.ingest.store import EMBED_SLICE
 
     texts = corpus(count)
     vectors = [hash_vector(t, DIMENSIONS) for t in texts]
@@ -205,7 +214,7 @@ def main() -> None:
     ours_url = fresh_database("ingest_ours")
     peer_url = fresh_database("ingest_langchain")
     times: dict[str, list[float]] = {k: [] for k in ("ours", "ours_vectors", "ours_rows", "lc_plain",
-                                                     "lc_hnsw", "ours_e2e", "lc_e2e")}
+                                                     "lc_hnsw", "ours_e2e", "ours_e2e_serial", "lc_e2e")}
     e2e_chunks = {"ours": 0, "langchain": 0}
     try:
         for run in range(rounds):
@@ -215,6 +224,7 @@ def main() -> None:
                                                                index=False)))
             elapsed, e2e_chunks["ours"] = asyncio.run(ours_end_to_end(ours_url, document, run))
             times["ours_e2e"].append(elapsed)
+            times["ours_e2e_serial"].append(asyncio.run(ours_end_to_end(ours_url, document, run, overlap=False))[0])
             peer = langchain_round(python, peer_url, texts, vectors, document, run)
             times["lc_plain"].append(peer["plain"])
             times["lc_hnsw"].append(peer["hnsw"])
@@ -229,6 +239,7 @@ def main() -> None:
     median = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: count / median[k] for k in ("ours", "ours_vectors", "ours_rows", "lc_plain", "lc_hnsw")}
     rate["ours_e2e"] = e2e_chunks["ours"] / median["ours_e2e"]
+    rate["ours_e2e_serial"] = e2e_chunks["ours"] / median["ours_e2e_serial"]
     rate["lc_e2e"] = e2e_chunks["langchain"] / median["lc_e2e"]
     figures = {"chunks": count, "rounds": rounds, "dimensions": DIMENSIONS, "seconds_median": median,
                "chunks_per_second": rate, "end_to_end_chunks": e2e_chunks,
@@ -251,6 +262,8 @@ def main() -> None:
         ["pipeline (one text document)", "chunks", "seconds (median)", "chunks/s"],
         [["this bundle: ingest_document (chunk, embed, HNSW + BM25)", e2e_chunks["ours"],
           f"{median['ours_e2e']:.2f}", f"{rate['ours_e2e']:,.0f}"],
+         ["this bundle, every chunk embedded before the write starts", e2e_chunks["ours"],
+          f"{median['ours_e2e_serial']:.2f}", f"{rate['ours_e2e_serial']:,.0f}"],
          ["LangChain: RecursiveCharacterTextSplitter + PGVector.add_texts (HNSW)", e2e_chunks["langchain"],
           f"{median['lc_e2e']:.2f}", f"{rate['lc_e2e']:,.0f}"]])
     markdown = (
@@ -258,8 +271,13 @@ def main() -> None:
         f"from a stub embedder, median of {rounds} rounds, one Postgres server.\n\n{storage}\n\n"
         f"Like for like: {figures['speedup_like_for_like']:.1f}x the chunks per second of PGVector with an "
         f"HNSW index, {figures['speedup_no_index']:.1f}x with no index on either side. As shipped, this bundle "
-        f"also maintains the HNSW index and the BM25 term statistics in the same transaction, which is "
-        f"most of its write time.\n\nEnd to end, with the same hashing embedder on both sides:\n\n{end_to_end}\n")
+        f"also writes the HNSW index and the BM25 postings and statistics (chunks tokenized, term ids, one "
+        f"statistics update per document) in the same transaction; the keyword index takes "
+        f"{1 - median['ours_vectors'] / median['ours']:.0%} of its write time.\n\n"
+        f"End to end, with the same hashing embedder on both sides ({figures['speedup_end_to_end']:.2f}x "
+        f"LangChain's chunks per second). A document of more than {EMBED_SLICE} chunks is embedded in "
+        f"slices written as they come, while Postgres tokenizes it on another connection; the second row "
+        f"embeds it whole first:\n\n{end_to_end}\n")
     emit(args, "ingest", figures, markdown)
 
 
