@@ -169,7 +169,7 @@ scored AS (
     FROM postings_read p JOIN q USING (term_id)
     GROUP BY p.chunk_id
 )
-SELECT chunk_id, score{extra} FROM scored ORDER BY score DESC, chunk_id LIMIT %(limit)s
+SELECT chunk_id, score FROM scored ORDER BY score DESC, chunk_id LIMIT %(limit)s
 """
 
 # Every posting of every query term: exact, for queries whose terms are not common.
@@ -195,9 +195,8 @@ postings_read AS (
 # `known` plus the caps of the cut terms it was not seen with (`upper`), and a chunk never seen
 # at most the sum of all caps. The `contenders`, the chunks with the highest known scores and
 # those with the highest upper bounds, are scored exactly from their own postings of the query
-# terms (found by the chunk index). `bound` is
-# the most any other chunk can score; when the k-th contender scores at least that, the top k are
-# exact.
+# terms (found by the chunk index). `bound` is the most any other chunk can score: when the k-th
+# contender scores at least that, the top k are exact.
 BOUNDED_SQL = """
 WITH q AS (
     SELECT term_id, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
@@ -219,7 +218,8 @@ unseen AS (
     SELECT coalesce(sum(cap), 0) AS cap FROM cut
 ),
 known AS MATERIALIZED (
-    SELECT h.chunk_id, sum(h.part) AS score, sum(h.part) + (SELECT cap FROM unseen) - coalesce(sum(x.cap), 0) AS upper
+    SELECT h.chunk_id, sum(h.part) AS score,
+           sum(h.part) + (SELECT cap FROM unseen) - coalesce(sum(x.cap), 0) AS upper
     FROM head h LEFT JOIN cut x USING (term_id) {scope}
     GROUP BY h.chunk_id
 ),
@@ -289,14 +289,14 @@ async def keyword_ranking(
     if _is_filtered(options):
         where, scope_params = scope_sql(options)
         params.update(scope_params)
-        sql = BM25_SQL.format(postings=SCOPE_POSTINGS.replace("{where}", where), extra="")
+        sql = BM25_SQL.format(postings=SCOPE_POSTINGS.replace("{where}", where))
         cur = await conn.execute(sql, {**params, "scope_cap": SCOPE_CAP})
         ranking = [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
         if ranking or not await _scope_overflows(conn, where, scope_params):
             return ranking
         scope = "JOIN chunks c ON c.id = {alias}.chunk_id WHERE " + where
     if terms.postings <= settings.bm25_exact_postings:
-        sql = BM25_SQL.format(postings=ALL_POSTINGS.replace("{scope}", scope.replace("{alias}", "p")), extra="")
+        sql = BM25_SQL.format(postings=ALL_POSTINGS.replace("{scope}", scope.replace("{alias}", "p")))
         cur = await conn.execute(sql, params)
         return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
     return await _bounded_ranking(conn, terms, params, scope.replace("{alias}", "h"), settings)
