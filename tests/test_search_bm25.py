@@ -157,8 +157,8 @@ def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(dat
                 "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id LEFT JOIN chunks c ON c.id = p.chunk_id"
                 " WHERE t.namespace = 'busy' AND c.id IS NULL")
             dangling = (await cur.fetchone())[0]
-            cur = await conn.execute("SELECT t.lexeme, s.df FROM term_stats s JOIN terms t ON t.id = s.term_id"
-                                     " WHERE t.namespace = 'busy' AND s.df <> 0")
+            cur = await conn.execute("SELECT lexeme, term_df(id) FROM terms WHERE namespace = 'busy'"
+                                     " AND term_df(id) <> 0")
             df_kept = dict(await cur.fetchall())
             cur = await conn.execute(
                 "SELECT t.lexeme, count(*) FROM chunks c, unnest(to_tsvector('english', c.text)) t"
@@ -188,9 +188,13 @@ def test_counters_fold_themselves_and_stay_exact(database: str) -> None:
             await cur.fetchone()
             cur = await conn.execute("SELECT count(*), sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'many'")
             compacted = await cur.fetchone()
-        return after_inserts, after_deletes, compacted
+            cur = await conn.execute("SELECT (SELECT count(*) FROM term_stats_delta WHERE namespace = 'many'),"
+                                     " (SELECT term_df(id) FROM terms WHERE namespace = 'many' AND lexeme = 'appl')")
+            deltas_left, apples = await cur.fetchone()
+        return after_inserts, after_deletes, compacted, deltas_left, apples
 
-    after_inserts, after_deletes, compacted = run(main)
+    after_inserts, after_deletes, compacted, deltas_left, apples = run(main)
+    assert deltas_left == 0 and apples == 50  # document frequencies fold with the counters
     # lexemes per chunk: note, number, <i>, appl -> 4
     assert after_inserts[0] <= 65 and tuple(after_inserts[1:]) == (150, 600)
     assert after_deletes[0] <= 65 and tuple(after_deletes[1:]) == (50, 200)

@@ -8,9 +8,9 @@ Two steps, so tokenizing never waits in the write transaction:
    chunk's term ids and frequencies.
 2. Inside the write transaction (`lib/ingest/store.py`): `remove_postings` for the chunks being
    replaced, `add_postings` for the new ones, and `settle_statistics` last: one `keyword_stats`
-   delta row and one `term_stats` upsert, in term-id order, with the document's net change.
-   Writers sharing terms wait for each other only from that upsert to their commit, and never
-   deadlock. The statistics are exact when the transaction commits.
+   delta row and one `term_stats_delta` row per term, with the document's net change. Appended
+   rows lock nothing, so concurrent ingests sharing terms never wait for each other; the
+   statistics are exact when the transaction commits.
 
 The transaction sets `bm25.maintained_by = 'ingest'`, so the triggers on `chunks` (which index
 writes made by plain SQL the same way, 070_bm25_postings.sql) stand aside.
@@ -76,12 +76,10 @@ SELECT (SELECT coalesce(array_agg(term_id), '{}') FROM per_term),
 BASIS_SQL = "SELECT avgdl, k1, b FROM bm25_basis_for(%(namespace)s, %(avgdl)s)"
 COPY_POSTINGS = "COPY postings (term_id, tf, impact, chunk_id, length) FROM STDIN (FORMAT BINARY)"
 
-# The document's net change to document frequencies, in term-id order (see the module docstring).
+# The document's net change to document frequencies (folded later, with keyword_stats)
 DF_SQL = """
-INSERT INTO term_stats AS s (term_id, df)
-SELECT term_id, delta FROM unnest(%(term_ids)s::integer[], %(deltas)s::integer[]) AS d(term_id, delta)
-ORDER BY term_id
-ON CONFLICT (term_id) DO UPDATE SET df = s.df + excluded.df
+INSERT INTO term_stats_delta (namespace, term_id, df)
+SELECT %(namespace)s, term_id, delta FROM unnest(%(term_ids)s::integer[], %(deltas)s::integer[]) AS d(term_id, delta)
 """
 
 
@@ -165,15 +163,15 @@ async def add_postings(conn: AsyncConnection, namespace: str, chunk_ids: Sequenc
 
 
 async def settle_statistics(conn: AsyncConnection, namespace: str, change: KeywordChange) -> None:
-    """The namespace counters and document frequencies for the transaction's net change: the
-    last statements before commit."""
-    if change.chunks or change.length:
+    """The namespace counters and document frequencies for the transaction's net change."""
+    deltas = [(term_id, delta) for term_id, delta in change.df.items() if delta]
+    if deltas:
+        await conn.execute(DF_SQL, {"namespace": namespace, "term_ids": [t for t, _ in deltas],
+                                    "deltas": [d for _, d in deltas]})
+    if change.chunks or change.length or deltas:
         await conn.execute("INSERT INTO keyword_stats (namespace, chunks, terms) VALUES (%s, %s, %s)",
                            (namespace, change.chunks, change.length))
         await conn.execute("SELECT fold_long_keyword_stats(%s)", (namespace,))
-    deltas = sorted((term_id, delta) for term_id, delta in change.df.items() if delta)
-    if deltas:
-        await conn.execute(DF_SQL, {"term_ids": [t for t, _ in deltas], "deltas": [d for _, d in deltas]})
 
 
 async def hand_over_to_ingest(conn: AsyncConnection) -> None:

@@ -1,6 +1,6 @@
 """Hybrid search over a namespace's chunks: BM25 keyword ranking, HNSW vector ranking, and fusion.
 
-- keyword: Okapi BM25 computed in SQL from `postings`, `term_stats` and `keyword_stats`
+- keyword: Okapi BM25 computed in SQL from `postings`, `term_df()` and `keyword_stats`
   (070_bm25_postings.sql): idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf saturation with k1,
   length normalisation with b. Exact over every posting of the query terms while they have at most
   BM25_EXACT_POSTINGS postings; past that, each term's postings are read in impact order and the
@@ -146,12 +146,15 @@ WITH stats AS (
            greatest(sum(terms), 1)::float8 / greatest(sum(chunks), 1)::float8 AS avgdl
     FROM keyword_stats WHERE namespace = %(namespace)s
 )
-SELECT t.id, s.df, stats.n, stats.avgdl, b.avgdl, b.k1, b.b
-FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))) q
-JOIN terms t ON t.namespace = %(namespace)s AND t.lexeme = q.lexeme
-JOIN term_stats s ON s.term_id = t.id AND s.df > 0
+SELECT t.id, t.df, stats.n, stats.avgdl, b.avgdl, b.k1, b.b
+FROM (
+    SELECT d.id, term_df(d.id) AS df
+    FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))) q
+    JOIN terms d ON d.namespace = %(namespace)s AND d.lexeme = q.lexeme
+) t
 CROSS JOIN stats
 LEFT JOIN bm25_basis b ON b.namespace = %(namespace)s
+WHERE t.df > 0
 """
 
 # Okapi BM25 over the query terms (`q`: term id and df) for the postings a ranking reads (`p`).

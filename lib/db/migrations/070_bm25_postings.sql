@@ -6,7 +6,10 @@
 --
 --   terms       (id, namespace, lexeme)   one id per lexeme and namespace, so a posting needs no
 --                                         namespace and a query term is found by its id
---   term_stats  (term_id, df)             chunks containing the term, exact after every commit
+--   term_stats  (term_id, df)             chunks containing the term, exact after every commit:
+--   term_stats_delta (namespace, term_id, df)
+--                                         what writers add, folded into term_stats with the
+--                                         namespace's keyword_stats; `term_df(id)` sums both
 --   postings    (term_id, tf, impact, chunk_id, length)
 --                                         tf and impact as smallint (to_tsvector keeps at most 256
 --                                         positions per lexeme, so tf <= 256); read in impact order
@@ -22,9 +25,14 @@
 -- (`refresh_bm25_impacts`). Writers take a shared advisory lock on the namespace's basis, the
 -- refresh an exclusive one, so every impact of a namespace is computed with the basis it names.
 --
+-- Document frequencies are append-only deltas, as `keyword_stats` is (030_retrieval.sql): every
+-- write appends one row per term it changed, so concurrent ingests into one namespace, which
+-- share their common terms, never wait on each other's counter rows. Folding them into
+-- `term_stats` happens with the namespace's `keyword_stats` fold, under its advisory try-lock:
+-- one folder per namespace at a time, and term ids are per namespace, so folders never meet.
+--
 -- Writes: ingestion (lib/ingest/keywords.py) tokenizes a document's chunks before its write
--- transaction and writes postings and statistics for the whole document in it, with one
--- `term_stats` upsert in term-id order as its last statement. For that it sets
+-- transaction and writes postings and statistics for the whole document in it. For that it sets
 -- `bm25.maintained_by = 'ingest'` (transaction-local) and the triggers below stand aside. Any
 -- other write to `chunks` (SQL by hand, a cascade from `documents`) is covered by the triggers,
 -- as before. `keyword_stats` (N and the summed length per namespace) is unchanged.
@@ -38,8 +46,22 @@ CREATE TABLE terms (
 
 CREATE TABLE term_stats (
     term_id    integer PRIMARY KEY,
-    df         integer NOT NULL        -- chunks of the term's namespace that contain it
+    df         integer NOT NULL        -- chunks of the term's namespace that contain it (folded)
 );
+
+CREATE TABLE term_stats_delta (
+    namespace  text    NOT NULL,
+    term_id    integer NOT NULL,
+    df         integer NOT NULL        -- change to df by one write
+);
+CREATE INDEX term_stats_delta_term_idx ON term_stats_delta (term_id) INCLUDE (df);
+CREATE INDEX term_stats_delta_namespace_idx ON term_stats_delta (namespace);
+
+-- A term's document frequency: the folded count plus the deltas not folded yet.
+CREATE FUNCTION term_df(id integer) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT df FROM term_stats WHERE term_id = id), 0)
+         + coalesce((SELECT sum(df) FROM term_stats_delta WHERE term_id = id), 0)
+$$;
 
 CREATE TABLE postings (
     term_id    integer  NOT NULL,
@@ -120,8 +142,7 @@ END $$;
 -- Postings and statistics for chunks written by plain SQL; the ingestion path does the same for
 -- a whole document in lib/ingest/keywords.py. One statement per namespace: the lexemes new to
 -- the dictionary are added (a concurrent writer adding the same one is waited for, and its id
--- returned by the DO UPDATE), and document frequencies are added in term-id order, so two
--- writers sharing terms wait for each other instead of deadlocking.
+-- returned by the DO UPDATE), then postings and the statistics' delta rows.
 CREATE FUNCTION bm25_index_rows(ids bigint[], namespaces text[], texts text[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     ns text;
@@ -161,9 +182,8 @@ BEGIN
             FROM tokens k JOIN lengths l USING (chunk_id) JOIN ids i USING (lexeme) CROSS JOIN basis b
         ),
         counted AS (
-            INSERT INTO term_stats AS s (term_id, df)
-            SELECT i.id, l.df FROM lexemes l JOIN ids i USING (lexeme) ORDER BY i.id
-            ON CONFLICT (term_id) DO UPDATE SET df = s.df + excluded.df
+            INSERT INTO term_stats_delta (namespace, term_id, df)
+            SELECT ns, i.id, l.df FROM lexemes l JOIN ids i USING (lexeme)
         )
         INSERT INTO keyword_stats (namespace, chunks, terms)
         SELECT ns, count(*), sum(length) FROM lengths HAVING count(*) > 0;
@@ -177,9 +197,9 @@ CREATE FUNCTION bm25_unindex_chunks(ids bigint[]) RETURNS void LANGUAGE sql AS $
         DELETE FROM postings p WHERE p.chunk_id = ANY(ids) RETURNING p.term_id, p.chunk_id, p.length
     ),
     counted AS (
-        INSERT INTO term_stats AS s (term_id, df)
-        SELECT term_id, -count(*) FROM gone GROUP BY term_id ORDER BY term_id
-        ON CONFLICT (term_id) DO UPDATE SET df = s.df + excluded.df
+        INSERT INTO term_stats_delta (namespace, term_id, df)
+        SELECT t.namespace, g.term_id, -count(*) FROM gone g JOIN terms t ON t.id = g.term_id
+        GROUP BY t.namespace, g.term_id
     ),
     per_chunk AS (
         SELECT DISTINCT ON (chunk_id) chunk_id, length, term_id FROM gone ORDER BY chunk_id
@@ -235,6 +255,41 @@ CREATE TRIGGER chunks_bm25_delete AFTER DELETE ON chunks
 CREATE TRIGGER chunks_bm25_update AFTER UPDATE ON chunks
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION chunks_bm25_update();
+
+-- Fold a namespace's document-frequency deltas along with its keyword_stats deltas (same lock,
+-- same moment: past 64 writes, and from the cron).
+CREATE OR REPLACE FUNCTION compact_keyword_stats_for(ns text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    removed integer;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(730031, hashtext(ns)) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM keyword_stats WHERE namespace = ns RETURNING chunks, terms
+    ),
+    total AS (
+        SELECT count(*) AS n, coalesce(sum(chunks), 0) AS chunks, coalesce(sum(terms), 0) AS terms FROM gone
+    ),
+    folded AS (
+        INSERT INTO keyword_stats (namespace, chunks, terms)
+        SELECT ns, chunks, terms FROM total WHERE chunks <> 0 OR terms <> 0
+        RETURNING 1
+    )
+    SELECT (SELECT n FROM total) - (SELECT count(*) FROM folded) INTO removed;
+    WITH moved AS (
+        DELETE FROM term_stats_delta WHERE namespace = ns RETURNING term_id, df
+    )
+    INSERT INTO term_stats AS s (term_id, df)
+    SELECT term_id, sum(df) FROM moved GROUP BY term_id ORDER BY term_id
+    ON CONFLICT (term_id) DO UPDATE SET df = s.df + excluded.df;
+    RETURN removed;
+END $$;
+
+CREATE OR REPLACE FUNCTION compact_keyword_stats() RETURNS integer LANGUAGE sql AS $$
+    SELECT coalesce(sum(compact_keyword_stats_for(namespace)), 0)::integer
+    FROM (SELECT namespace FROM keyword_stats UNION SELECT namespace FROM term_stats_delta) namespaces;
+$$;
 
 -- --- refreshing impacts -----------------------------------------------------------------------
 
