@@ -128,41 +128,49 @@ def test_a_query_of_stop_words_finds_nothing(database: str) -> None:
     assert run(main) == {}
 
 
-def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(database: str) -> None:
+@pytest.mark.parametrize("path", ["triggers", "per document"])
+def test_statistics_stay_exact_under_concurrent_ingests_replaces_and_deletes(database: str, path: str,
+                                                                            monkeypatch) -> None:
     from lib.config import get_settings
+    from lib.ingest import store
     from lib.ingest.store import IngestOptions, delete_document, ingest_document
 
     settings = get_settings()
+    if path == "per document":  # every document large enough for the batched keyword path
+        monkeypatch.setattr(store, "EMBED_SLICE", 1)
+    else:
+        monkeypatch.setattr(store, "EMBED_SLICE", 10_000)
+    namespace = f"busy-{path.replace(' ', '-')}"
 
     async def main():
         async def ingest(i: int, version: int):
             text = f"Report {i} version {version}. " + " ".join(["alpha beta gamma delta"] * (i + version))
-            await ingest_document(text.encode(), f"r{i}.txt", IngestOptions(namespace="busy"), settings=settings)
+            await ingest_document(text.encode(), f"r{i}.txt", IngestOptions(namespace=namespace), settings=settings)
 
         await asyncio.gather(*(ingest(i, 1) for i in range(8)))
         # replace half, delete two, add more, all at once
         await asyncio.gather(*(ingest(i, 2) for i in range(4)),
-                             delete_document("busy", settings=settings, source="r6.txt"),
-                             delete_document("busy", settings=settings, source="r7.txt"),
+                             delete_document(namespace, settings=settings, source="r6.txt"),
+                             delete_document(namespace, settings=settings, source="r7.txt"),
                              *(ingest(i, 1) for i in range(8, 12)))
         async with db.connect() as conn:
-            cur = await conn.execute("SELECT sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = 'busy'")
+            cur = await conn.execute("SELECT sum(chunks), sum(terms) FROM keyword_stats WHERE namespace = %s", (namespace,))
             kept = await cur.fetchone()
             cur = await conn.execute(
                 "SELECT count(*), sum(n) FROM (SELECT c.id, sum(coalesce(array_length(t.positions, 1), 1)) AS n"
-                " FROM chunks c, unnest(to_tsvector('english', c.text)) t WHERE c.namespace = 'busy'"
-                " GROUP BY c.id) per_chunk")
+                " FROM chunks c, unnest(to_tsvector('english', c.text)) t WHERE c.namespace = %s"
+                " GROUP BY c.id) per_chunk", (namespace,))
             truth = await cur.fetchone()
             cur = await conn.execute(
                 "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id LEFT JOIN chunks c ON c.id = p.chunk_id"
-                " WHERE t.namespace = 'busy' AND c.id IS NULL")
+                " WHERE t.namespace = %s AND c.id IS NULL", (namespace,))
             dangling = (await cur.fetchone())[0]
-            cur = await conn.execute("SELECT lexeme, term_df(id) FROM terms WHERE namespace = 'busy'"
-                                     " AND term_df(id) <> 0")
+            cur = await conn.execute("SELECT lexeme, term_df(id) FROM terms WHERE namespace = %s"
+                                     " AND term_df(id) <> 0", (namespace,))
             df_kept = dict(await cur.fetchall())
             cur = await conn.execute(
                 "SELECT t.lexeme, count(*) FROM chunks c, unnest(to_tsvector('english', c.text)) t"
-                " WHERE c.namespace = 'busy' GROUP BY t.lexeme")
+                " WHERE c.namespace = %s GROUP BY t.lexeme", (namespace,))
             df_truth = dict(await cur.fetchall())
         return kept, truth, dangling, df_kept, df_truth
 

@@ -4,12 +4,15 @@ transaction; delete and list.
     result = await ingest_document(data, "guide.pdf", IngestOptions(namespace="docs"), settings=settings)
     result.status   # "indexed" | "unchanged" | "replaced"
 
-Order matters for "nothing half-written": every chunk is embedded (cache first) BEFORE the write
-transaction opens, so a provider failing midway leaves the previous version serving. Inside the
-transaction the previous chunks are deleted and the new ones loaded with binary COPY; readers see
-the old version or the new one, never a mix. The keyword index (lib/ingest/keywords.py) is
-written in the same transaction for the whole document, its statistics exact at commit; Postgres
-tokenizes the chunks for it while they are being embedded. Identical bytes, model and chunking for the same
+Order matters for "nothing half-written": nothing is written before the first slice of chunks is
+embedded (cache first), and everything is written in one transaction, so a provider failing
+midway leaves the previous version serving. Inside the transaction the previous chunks are
+deleted and the new ones loaded with binary COPY; readers see the old version or the new one,
+never a mix. A document of EMBED_SLICE chunks or more is embedded slice by slice into that COPY
+(Postgres indexes the first slices while the next are embedded) and its keyword index is written
+for the whole document by lib/ingest/keywords.py, the chunks tokenized meanwhile on another
+connection; a smaller one is indexed by the triggers on `chunks`. Either way the BM25 statistics
+are exact at commit. Identical bytes, model and chunking for the same
 (namespace, source) return `unchanged` without extracting anything. A changed document re-embeds
 only the chunks whose text changed: the others are embedding-cache hits.
 
@@ -293,9 +296,10 @@ async def ingest_document(
             return await analyze_chunks(other, namespace, texts)
 
     await progress("embed", batches_done=0, batches=len(slices), chunks_done=0, chunks=len(chunks))
-    # Postgres tokenizes the chunks for the keyword index while they are embedded, and a large
-    # document's later slices are embedded while the earlier ones are written
-    analysis = asyncio.create_task(analyze())
+    # A large document: Postgres tokenizes its chunks for the keyword index on another connection
+    # while they are embedded, and its later slices are embedded while the earlier ones are
+    # written. A small one is indexed by the triggers on `chunks`, in one statement, on commit's path.
+    analysis = asyncio.create_task(analyze()) if len(chunks) >= EMBED_SLICE else None
     try:
         first = await embed_slice(0)  # before anything is written: a provider refusing at once writes nothing
 
@@ -322,7 +326,7 @@ async def ingest_document(
                 await progress("done", status="unchanged")
                 return _result(row, "unchanged", dims)
     finally:
-        if not analysis.done():
+        if analysis is not None and not analysis.done():
             analysis.cancel()
     result = IngestResult(
         str(document_id), namespace, source, status, len(chunks), tokens, spec.name, dims, version,
@@ -345,27 +349,29 @@ async def store_document(
     `fields` are the documents columns (metadata and chunking as JSON text). `vectors` are the
     chunks' embeddings in order, or their slices as they are embedded: the COPY takes each slice
     as it comes, and anything raised meanwhile rolls the whole write back. `analyzed` are the
-    chunks' terms from `analyze_chunks` (or a task computing them), computed here, before the
-    transaction, when not given. Returns (document id, version, status); `unchanged` when an
-    identical version was already there.
+    chunks' terms from `analyze_chunks` (or a task computing them): this transaction then writes
+    the keyword index itself, for the whole document; without them the triggers on `chunks` do,
+    statement by statement (cheaper for a small document: no second connection, fewer round
+    trips). Returns (document id, version, status); `unchanged` when an identical version was
+    already there.
     """
     from lib.db.vector import Vector
     from lib.ingest.embedding import content_hash
 
     namespace = fields["namespace"]
-    if analyzed is None:
-        analyzed = await analyze_chunks(conn, namespace, [c.text for c in chunks])
     metadata = json.loads(fields["metadata"])
     change = KeywordChange()
     async with conn.transaction():
-        await hand_over_to_ingest(conn)
+        if analyzed is not None:
+            await hand_over_to_ingest(conn)
         document_id, version, status = await _upsert_document(conn, fields)
         if status == "unchanged":
             return document_id, version, status
         if status == "replaced":
-            await remove_postings(conn, document_id, change)
+            if analyzed is not None:
+                await remove_postings(conn, document_id, change)
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-        ids = await allocate_chunk_ids(conn, len(chunks))
+        ids = await allocate_chunk_ids(conn, len(chunks)) if analyzed is not None else None
 
         async def rows() -> AsyncIterator[tuple[Any, ...]]:
             position = 0
@@ -379,10 +385,11 @@ async def store_document(
                 raise ValueError(f"{position} vectors for {len(chunks)} chunks")
 
         await copy_chunks(conn, rows(), ids)
-        if inspect.isawaitable(analyzed):
-            analyzed = await analyzed
-        await add_postings(conn, namespace, ids, analyzed, change)
-        await settle_statistics(conn, namespace, change)
+        if analyzed is not None:
+            if inspect.isawaitable(analyzed):
+                analyzed = await analyzed
+            await add_postings(conn, namespace, ids, analyzed, change)
+            await settle_statistics(conn, namespace, change)
     return document_id, version, status
 
 
