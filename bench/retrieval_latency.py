@@ -109,7 +109,7 @@ async def chunk_count(url: str) -> int:
 
 
 # the keyword index's tables, whichever schema the database has, against the chunks themselves
-SIZED_TABLES = ("chunks", "chunk_terms", "postings", "terms", "term_stats", "chunk_lexicon", "keyword_stats")
+SIZED_TABLES = ("chunks", "chunk_terms", "postings", "terms", "term_stats", "term_stats_delta", "keyword_stats")
 
 
 async def table_sizes(url: str) -> dict[str, float]:
