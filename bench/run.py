@@ -119,7 +119,9 @@ def render(results: dict[str, dict], kept: dict[str, tuple[str, str]], order: li
         f"- Peers (pinned in `bench/requirements-*.txt`): {versions}.",
         "",
     ]
-    for name in order:
+    # sections of no benchmark script run here (measured by hand, or by a script run on its own)
+    # are kept too, after the others
+    for name in order + [name for name in kept if name not in order]:
         if name in results:
             payload = results[name]
             body = payload["markdown"].rstrip()
