@@ -273,11 +273,11 @@ def main() -> None:
         f"from a stub embedder, median of {rounds} rounds, one Postgres server.\n\n{storage}\n\n"
         f"Like for like: {figures['speedup_like_for_like']:.1f}x the chunks per second of PGVector with an "
         f"HNSW index, {figures['speedup_no_index']:.1f}x with no index on either side. As shipped, this bundle "
-        f"also writes the HNSW index and the BM25 postings and statistics (chunks tokenized, term ids, one "
-        f"statistics update per document) in the same transaction; the keyword index takes "
+        f"also writes the HNSW index and the BM25 postings and statistics (chunks tokenized, term ids, "
+        f"statistics as one delta row per term) in the same transaction; the keyword index takes "
         f"{1 - median['ours_vectors'] / median['ours']:.0%} of its write time.\n\n"
         f"End to end, with the same hashing embedder on both sides ({figures['speedup_end_to_end']:.2f}x "
-        f"LangChain's chunks per second). A document of more than {EMBED_SLICE} chunks is embedded in "
+        f"LangChain's chunks per second). A document of {EMBED_SLICE} chunks or more is embedded in "
         f"slices written as they come, while Postgres tokenizes it on another connection; the second row "
         f"embeds it whole first:\n\n{end_to_end}\n")
     emit(args, "ingest", figures, markdown)
