@@ -117,7 +117,7 @@ def test_the_migration_upgrades_a_database_with_chunks_in_place(pg_template: str
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             for path in migration_files():
-                if path.stem < "070":
+                if path.stem < "071":
                     conn.execute(path.read_text())
             document = conn.execute(
                 "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model)"
@@ -129,7 +129,7 @@ def test_the_migration_upgrades_a_database_with_chunks_in_place(pg_template: str
                     [(document, i, text) for i, text in enumerate(corpus)])
             before = conn.execute("SELECT count(*) FROM chunk_terms").fetchone()[0]
             for path in migration_files():
-                if path.stem >= "070":
+                if path.stem >= "071":
                     conn.execute(path.read_text())
             after = conn.execute("SELECT count(*) FROM postings").fetchone()[0]
             df = dict(conn.execute("SELECT lexeme, term_df(id) FROM terms WHERE term_df(id) <> 0").fetchall())

@@ -13,7 +13,7 @@ Two steps, so tokenizing never waits in the write transaction:
    statistics are exact when the transaction commits.
 
 The transaction sets `bm25.maintained_by = 'ingest'`, so the triggers on `chunks` (which index
-writes made by plain SQL the same way, 070_bm25_postings.sql) stand aside.
+writes made by plain SQL the same way, 071_bm25_postings.sql) stand aside.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ SELECT (SELECT coalesce(array_agg(term_id), '{}') FROM per_term),
        (SELECT coalesce(sum(length), 0) FROM per_chunk)
 """
 
-# The namespace's basis, held in share mode until commit (070_bm25_postings.sql)
+# The namespace's basis, held in share mode until commit (071_bm25_postings.sql)
 BASIS_SQL = "SELECT avgdl, k1, b FROM bm25_basis_for(%(namespace)s, %(avgdl)s)"
 COPY_POSTINGS = "COPY postings (term_id, tf, impact, chunk_id, length) FROM STDIN (FORMAT BINARY)"
 
@@ -105,7 +105,7 @@ class KeywordChange:
 
 
 def impact(tf: int, length: int, avgdl: float, k1: float, b: float) -> int:
-    """`bm25_impact()` of 070_bm25_postings.sql, the same float operations in the same order."""
+    """`bm25_impact()` of 071_bm25_postings.sql, the same float operations in the same order."""
     return min(32767, max(1, math.ceil(32767.0 * tf / (tf + k1 * (1 - b + b * length / avgdl)))))
 
 

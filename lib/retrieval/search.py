@@ -1,7 +1,7 @@
 """Hybrid search over a namespace's chunks: BM25 keyword ranking, HNSW vector ranking, and fusion.
 
 - keyword: Okapi BM25 computed in SQL from `postings`, `term_df()` and `keyword_stats`
-  (070_bm25_postings.sql): idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf saturation with k1,
+  (071_bm25_postings.sql): idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf saturation with k1,
   length normalisation with b. Exact over every posting of the query terms while they have at most
   BM25_EXACT_POSTINGS postings; past that, each term's postings are read in impact order and the
   top results are exact whenever the bound proves it (see `keyword_ranking`). A filter selects
