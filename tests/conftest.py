@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from lib import config, db  # noqa: E402
+from tests.fakes.issuer import FakeIssuer  # noqa: E402
 from tests.fakes.provider_server import FakeProvider  # noqa: E402
 
 # Variables a developer's shell may carry that would change what the tests see.
@@ -93,6 +94,14 @@ def pg_template() -> Iterator[str]:
     asyncio.run(migrate())
     yield TEMPLATE_DB
     _admin_execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[FakeIssuer]:
+    """An identity provider on loopback publishing its JWKS: tokens are minted with `issuer.mint(...)`."""
+    fake = FakeIssuer().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="module")

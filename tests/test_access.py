@@ -47,13 +47,6 @@ def ledger_rows(database: str, request_id: str) -> list[tuple]:
                             (request_id,)).fetchall()
 
 
-@pytest.fixture(scope="module")
-def issuer():
-    fake = FakeIssuer().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def tokens(issuer: FakeIssuer, env):
     forget_key_sets()

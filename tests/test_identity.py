@@ -50,13 +50,6 @@ def refused(headers: dict[str, str], code: str = "invalid_token") -> str:
     return body["error"]["message"]
 
 
-@pytest.fixture(scope="module")
-def issuer():
-    fake = FakeIssuer().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def jwks(issuer: FakeIssuer, env):
     """The fake issuer's keys, as a deployment with AUTH_JWKS_URL sees them; a fresh cache per test."""
