@@ -16,14 +16,15 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from tests.fakes.loopback import LoopbackServer
 
 ISSUER = "https://issuer.example.test"
 AUDIENCE = "bundle-api"
@@ -37,7 +38,7 @@ def _int(value: int, length: int | None = None) -> str:
     return b64url(value.to_bytes(length or (value.bit_length() + 7) // 8, "big"))
 
 
-class FakeIssuer:
+class FakeIssuer(LoopbackServer):
     """RSA (`rsa-1`) and EC P-256 (`ec-1`) keys; `rotate()` adds `rsa-2`. `fetches` counts JWKS GETs."""
 
     def __init__(self) -> None:
@@ -48,7 +49,6 @@ class FakeIssuer:
         self.published = ["rsa-1", "ec-1"]
         self.fetches = 0
         self.fail = False  # answer the JWKS with a 503
-        self._server: ThreadingHTTPServer | None = None
 
     # --- the JWKS endpoint ------------------------------------------------------------------
 
@@ -72,19 +72,12 @@ class FakeIssuer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     @property
     def jwks_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/.well-known/jwks.json"
+        return f"{self.base_url}/.well-known/jwks.json"
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.public_jwk(kid) for kid in self.published]}

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.loopback import LoopbackServer
+
 # The chat path each provider's SDK calls on this server, by a model of that provider.
 PROVIDER_PATHS = {
     "openai/gpt-4o-mini": "/v1/chat/completions",
@@ -78,7 +80,7 @@ def fake_embedding(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in values]
 
 
-class FakeProvider:
+class FakeProvider(LoopbackServer):
     """The server and its script. Route handlers are registered per path suffix."""
 
     def __init__(self) -> None:
@@ -88,7 +90,6 @@ class FakeProvider:
         self.requests: list[RecordedRequest] = []
         self.routes: dict[str, Callable[[Any, RecordedRequest, Reply], None]] = {}
         self.default_text = "Hello from the fake provider."
-        self._server: ThreadingHTTPServer | None = None
         register_openai_routes(self)
         register_anthropic_routes(self)
 
@@ -123,12 +124,6 @@ class FakeProvider:
         return [r.body for r in self.requests if r.path == path]
 
     # --- server ------------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
     def start(self) -> FakeProvider:
         provider = self
 
@@ -152,15 +147,8 @@ class FakeProvider:
                 if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
                     super().handle_error(request, client_address)
 
-        self._server = Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.serve(Handler, Server)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
