@@ -7,21 +7,14 @@ tests/artifacts/."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, NODE, NODE_DIR, browser_missing, node_env
 from tests.conftest import ROOT
 from tests.fakes.provider_server import Reply
 from tests.test_observe import wait_recorded
-
-NODE_DIR = Path(__file__).resolve().parent / "node"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-NODE = shutil.which("node")
 
 
 def test_page_and_assets_are_served_with_a_strict_policy(client) -> None:
@@ -52,18 +45,8 @@ def test_the_playground_links_to_the_dashboard() -> None:
     assert 'href="/api/dashboard"' in (ROOT / "public" / "index.html").read_text()
 
 
-def _browser_missing() -> str | None:
-    if CHROMIUM is None:
-        return "chromium is not installed (apt-get install chromium)"
-    if NODE is None:
-        return "Node.js is not installed"
-    if not (NODE_DIR / "node_modules" / "puppeteer-core").is_dir():
-        return "puppeteer-core is not installed (npm install in tests/node, as `make node-deps` does)"
-    return None
-
-
 @pytest.mark.node
-@pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_dashboard_draws_real_figures_in_headless_chromium(client, fake_provider, database, env) -> None:
     env(API_KEYS="admin-key,reader-key:docs", MAX_RETRIES="0")
     auth = {"authorization": "Bearer admin-key"}
@@ -88,7 +71,7 @@ def test_dashboard_draws_real_figures_in_headless_chromium(client, fake_provider
     base = str(client.base_url).rstrip("/")
     done = subprocess.run([NODE, str(NODE_DIR / "check_dashboard.mjs"), base, "admin-key", str(screenshot)],
                           capture_output=True, text=True, cwd=NODE_DIR, timeout=120,
-                          env={**os.environ, "CHROMIUM": CHROMIUM})
+                          env=node_env())
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
 
