@@ -22,7 +22,7 @@ class PageQuery(BaseModel):
     asset: Literal["dashboard.js", "dashboard.css", "uPlot.iife.min.js", "uPlot.min.css"] | None = None
 
 
-@app.get(PageQuery)
+@app.get(PageQuery, response="text/html | text/javascript | text/css")
 async def dashboard(request: Request, query: PageQuery) -> Response:
     from lib.observe import page
 

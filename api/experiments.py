@@ -19,14 +19,17 @@ from lib.web import Endpoint, Request
 app = Endpoint("experiments")
 
 
-@app.post(ExperimentBody, role="admin")
+@app.post(ExperimentBody, role="admin", errors=(404, 409), response={
+    201: "lib.experiments.response:ExperimentDefinition",
+    200: "lib.experiments.response:ExperimentDefinition | lib.experiments.response:PickedWinner"})
 async def post(request: Request, body: Any) -> Any:
     from lib.experiments.http import change_experiment
 
     return await change_experiment(request, body)
 
 
-@app.get(ExperimentQuery, role="admin")
+@app.get(ExperimentQuery, role="admin", errors=(404,),
+         response="lib.experiments.response:ExperimentList | lib.experiments.response:ExperimentReport")
 async def get(request: Request, query: ExperimentQuery) -> dict:
     from lib.experiments.http import read_experiments
 

@@ -14,14 +14,15 @@ from lib.web import Endpoint, Request, Response
 app = Endpoint("feedback")
 
 
-@app.post(FeedbackBody, role="reader")  # end users rate their own answers
+@app.post(FeedbackBody, role="reader", errors=(404,), response={
+    201: "lib.experiments.response:Feedback", 200: "lib.experiments.response:Feedback"})  # end users rate their own answers
 async def post(request: Request, body: FeedbackBody) -> Response:
     from lib.experiments.http import post_feedback
 
     return await post_feedback(request, body)
 
 
-@app.get(FeedbackQuery, role="reader")
+@app.get(FeedbackQuery, role="reader", errors=(404,), response="lib.experiments.response:Feedback")
 async def get(request: Request, query: FeedbackQuery) -> dict:
     from lib.experiments.http import get_feedback
 

@@ -27,7 +27,9 @@ class MetricsQuery(BaseModel):
     recent: int = Field(10, ge=0, le=100, description="slowest and failed requests listed")
 
 
-@app.get(MetricsQuery, role="admin")
+@app.get(MetricsQuery, role="admin",
+         response="lib.observe.response:MetricsReport | text/plain; version=0.0.4",
+         headers={"cache-control": "no-store"})
 async def metrics(request: Request, query: MetricsQuery) -> Response:
     from lib import db
 

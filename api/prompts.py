@@ -18,7 +18,9 @@ from lib.web import Endpoint, Request
 app = Endpoint("prompts")
 
 
-@app.post(PromptBody, role="reader")  # rendering; creating and labelling need admin (lib/prompts/access.py)
+@app.post(PromptBody, role="reader", errors=(404,), response={
+    201: "lib.prompts.response:LabelledPromptVersion",
+    200: "lib.prompts.response:LabelMove | lib.prompts.response:RenderedPrompt"})  # rendering; creating and labelling need admin (lib/prompts/access.py)
 async def post(request: Request, body: Any) -> Any:
     from lib.prompts.http import create_prompt, label_prompt, render_prompt
 
@@ -29,7 +31,9 @@ async def post(request: Request, body: Any) -> Any:
     return await render_prompt(request, body)
 
 
-@app.get(PromptQuery, role="reader")
+@app.get(PromptQuery, role="reader", errors=(404,),
+         response="lib.prompts.response:PromptList | lib.prompts.response:PromptHistory"
+                  " | lib.prompts.response:LabelledPromptVersion")
 async def get(request: Request, query: PromptQuery) -> dict:
     from lib.prompts.http import read_prompts
 

@@ -8,6 +8,7 @@ import ast
 import json
 import subprocess
 import sys
+import uuid
 from typing import Any, get_args
 
 import pytest
@@ -126,6 +127,59 @@ def test_every_error_code_lib_sends_is_documented_with_its_status() -> None:
     assert missing == {}, f"add these to lib.errors.CODES with their status: {missing}"
 
 
+# Media types whose body is not JSON by nature: a string is all a schema can say of them.
+NOT_JSON = ("text/html", "text/javascript", "text/css", "text/plain")
+
+
+def undeclared(document: dict[str, Any]) -> list[str]:
+    """Every success response (2xx) of every operation that does not say what it answers: no
+    content, a media type without a schema, JSON declared as a bare string, or a stream without
+    the schema of its events."""
+    missing = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if not status.startswith("2"):
+                    continue
+                where = f"{method.upper()} {path} {status}"
+                content = response.get("content") or {}
+                if not content:
+                    missing.append(f"{where}: no content")
+                for media, declared in content.items():
+                    schema = declared.get("schema") or {}
+                    if media == "application/json":
+                        if not ({"$ref", "anyOf", "oneOf"} & set(schema) or schema.get("type") == "object"):
+                            missing.append(f"{where} {media}: no schema")
+                    elif media == "text/event-stream":
+                        if not ({"x-event", "x-message-metadata"} & set(declared) and schema.get("description")):
+                            missing.append(f"{where} {media}: its events are not described")
+                    elif not (media.startswith(NOT_JSON) and schema.get("type") == "string"):
+                        missing.append(f"{where} {media}: no schema")
+    return missing
+
+
+def test_every_success_response_says_what_it_answers(document) -> None:
+    assert undeclared(document) == [], (
+        "declare what these answer (`response=` on the route: a model, 'module:Name', or a media type "
+        "for bodies that are not JSON)")
+
+
+def test_a_route_that_does_not_declare_its_answer_is_caught() -> None:
+    app = Endpoint("mute")
+
+    @app.get()
+    async def mute(request: Request, _query: object) -> dict:
+        """Answer something undocumented."""
+        return {"said": "nothing"}
+
+    @app.post(streams={"events": None}, response="lib.ingest.response:IngestResult")
+    async def events(request: Request, body: object) -> dict:
+        return {}
+
+    assert undeclared(openapi_document({"mute": app}, version="0")) == [
+        "GET /api/mute 200: no content", "POST /api/mute 200 text/event-stream: its events are not described"]
+
+
 def test_function_modules_do_not_import_the_documentation_models() -> None:
     code = ("import sys, importlib\n"
             f"for name in {sorted(p.stem for p in API_DIR.glob('*.py') if not p.name.startswith('_'))!r}:\n"
@@ -178,6 +232,16 @@ class Contract:
         media = self.schema_for(path, method, response.status_code)
         assert response.headers["content-type"].startswith("application/json")
         self.check(response.json(), media["schema"])
+        assert response.headers["x-request-id"]
+
+
+    def check_text(self, response: Any, path: str, method: str) -> None:
+        """A body that is not JSON (a page, a script, Prometheus text): its content type is one the
+        document lists for that status."""
+        content = self.document["paths"][path][method]["responses"][str(response.status_code)]["content"]
+        sent = response.headers["content-type"]
+        assert any(sent.startswith(media) for media in content if media != "application/json"), (
+            f"{method.upper()} {path} answered {sent}; the document lists {sorted(content)}")
         assert response.headers["x-request-id"]
 
 
@@ -304,3 +368,126 @@ def test_reindex_answers_as_documented(client, contract, env) -> None:
     contract.check_response(client.get("/api/reindex"), "/api/reindex", "get")
     env(CRON_SECRET="cron-secret")
     contract.check_response(client.get("/api/reindex"), "/api/reindex", "get")
+
+
+def test_prompts_answer_each_action_as_documented(client, contract) -> None:
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    created = client.post("/api/prompts", json={"name": name, "template": "Hello {{who}}."})
+    assert created.status_code == 201, created.text
+    contract.check_response(created, "/api/prompts", "post")
+    chat = client.post("/api/prompts", json={
+        "name": name, "messages": [{"role": "system", "content": "Be {{tone}}."}, {"role": "user", "content": "hi"}],
+        "model": "local/echo", "params": {"temperature": 0.2, "max_tokens": 50, "response_format": {"type": "json_object"},
+                                          "tools": [{"name": "now", "parameters": {"type": "object"}}]},
+        "labels": ["production"], "commit_message": "chat"})
+    assert chat.status_code == 201 and chat.json()["labels"] == ["production"], chat.text
+    contract.check_response(chat, "/api/prompts", "post")
+    for body in ({"action": "label", "name": name, "version": 1, "label": "staging"},  # a new label
+                 {"action": "label", "name": name, "version": 1, "label": "staging"},  # where it is: not moved
+                 {"action": "label", "name": name, "version": 1, "label": "production"},  # moved from 2
+                 {"action": "render", "name": name, "version": 2, "variables": {"tone": "brief"}},
+                 {"action": "render", "name": name, "label": "staging", "variables": {"who": "you"}},
+                 {"action": "render", "name": name, "version": 9},
+                 {"action": "label", "name": name, "version": 9, "label": "staging"}):
+        contract.check_response(client.post("/api/prompts", json=body), "/api/prompts", "post")
+    for params in ({}, {"name": name}, {"name": name, "label": "production"}, {"name": name, "version": 2},
+                   {"name": "nobody-" + name}, {"label": "production"}):
+        contract.check_response(client.get("/api/prompts", params=params), "/api/prompts", "get")
+
+
+def test_experiments_and_feedback_answer_each_action_as_documented(client, contract) -> None:
+    name, tone = f"contract-{uuid.uuid4().hex[:8]}", f"contract-tone-{uuid.uuid4().hex[:8]}"
+    for system in ("Be formal.", "Be casual."):
+        client.post("/api/prompts", json={"name": tone, "model": "local/echo", "labels": ["production"],
+                                          "messages": [{"role": "system", "content": system},
+                                                       {"role": "user", "content": "{{question}}"}]})
+    created = client.post("/api/experiments", json={"name": name, "unit": "user", "variants": [
+        {"name": "formal", "prompt": {"name": tone, "version": 1}},
+        {"name": "casual", "prompt": {"name": tone, "version": 2}, "weight": 2, "params": {"max_tokens": 20}}]})
+    assert created.status_code == 201, created.text
+    contract.check_response(created, "/api/experiments", "post")
+    for action in ("start", "pause", "start", "pause"):
+        contract.check_response(client.post("/api/experiments", json={"action": action, "name": name}),
+                                "/api/experiments", "post")
+    client.post("/api/experiments", json={"action": "start", "name": name})
+    served = {"formal": 0, "casual": 0}
+    for i in range(100):  # rated users until each variant has two, so the report can compare them
+        if min(served.values()) >= 2:
+            break
+        answer = client.post("/api/ai_execute", json={"experiment": name, "user": f"user-{i}", "template": {
+            "name": tone, "variables": {"question": f"q{i}"}}}).json()
+        served[answer["experiment"]["variant"]] += 1
+        given = client.post("/api/feedback", json={"request_id": answer["id"], "score": i / 100, "comment": "ok"})
+        assert given.status_code == 201 and given.json()["experiment"]["name"] == name, given.text
+        contract.check_response(given, "/api/feedback", "post")
+    again = client.post("/api/feedback", json={"request_id": answer["id"], "score": 4, "scale": "1-5"})
+    assert again.status_code == 200
+    contract.check_response(again, "/api/feedback", "post")
+    contract.check_response(client.get("/api/feedback", params={"request_id": answer["id"]}), "/api/feedback", "get")
+    plain = client.post("/api/ai_execute", json={"prompt": "hi", "model": "local/echo"}).json()["id"]
+    unrated = client.get("/api/feedback", params={"request_id": plain})
+    assert unrated.status_code == 404
+    contract.check_response(unrated, "/api/feedback", "get")
+    rated = client.post("/api/feedback", json={"request_id": plain, "score": 1})
+    assert rated.json()["experiment"] is None and rated.json()["prompt"] is None
+    contract.check_response(rated, "/api/feedback", "post")
+    contract.check_response(client.post("/api/feedback", json={"request_id": plain, "score": 9}), "/api/feedback", "post")
+
+    report = client.get("/api/experiments", params={"name": name})
+    casual = [v for v in report.json()["variants"] if v["name"] == "casual"][0]
+    assert casual["metrics"]["feedback_score"]["vs_control"], report.text
+    contract.check_response(report, "/api/experiments", "get")
+    contract.check_response(client.get("/api/experiments"), "/api/experiments", "get")
+    contract.check_response(client.get("/api/experiments", params={"name": "nobody-" + name}), "/api/experiments", "get")
+    picked = client.post("/api/experiments", json={"action": "winner", "name": name, "variant": "casual"})
+    assert picked.json()["label_moved"]["version"] == 2, picked.text
+    contract.check_response(picked, "/api/experiments", "post")
+    conflict = client.post("/api/experiments", json={"action": "start", "name": name})
+    assert conflict.status_code == 409
+    contract.check_response(conflict, "/api/experiments", "post")
+    models = client.post("/api/experiments", json={"name": name + "-models", "start": True, "variants": [
+        {"name": "a", "model": "local/echo"}, {"name": "b", "model": "local/echo"}]})
+    contract.check_response(models, "/api/experiments", "post")
+    unlabelled = client.post("/api/experiments", json={"action": "winner", "name": name + "-models", "variant": "b"})
+    assert unlabelled.json()["label_moved"] is None, unlabelled.text
+    contract.check_response(unlabelled, "/api/experiments", "post")
+    contract.check_response(client.post("/api/experiments", json={"action": "stop", "name": name + "-models"}),
+                            "/api/experiments", "post")
+
+
+def test_metrics_and_the_dashboard_answer_as_documented(client, contract, database) -> None:
+    from tests.test_observe import wait_recorded
+
+    ids = [client.post("/api/ai_execute", json={"prompt": "hi", "model": model}).headers["x-request-id"]
+           for model in ("local/echo", "nobody/x")]
+    wait_recorded(database, ids)
+    for params in ({}, {"window": "1h", "by": "model", "recent": 3}, {"window": "7d", "by": "user", "recent": 0},
+                   {"window": "bad"}):
+        contract.check_response(client.get("/api/metrics", params=params), "/api/metrics", "get")
+    document = client.get("/api/metrics", params={"window": "1h"}).json()
+    assert document["totals"]["requests"] and document["recent"]["failed"], document
+    prometheus = client.get("/api/metrics", params={"format": "prometheus"})
+    assert prometheus.status_code == 200 and "# TYPE" in prometheus.text
+    contract.check_text(prometheus, "/api/metrics", "get")
+    for params in ({}, {"asset": "dashboard.js"}, {"asset": "dashboard.css"}):
+        page = client.get("/api/dashboard", params=params)
+        assert page.status_code == 200
+        contract.check_text(page, "/api/dashboard", "get")
+    contract.check_response(client.get("/api/dashboard", params={"asset": "secrets"}), "/api/dashboard", "get")
+
+
+def test_an_answer_that_breaks_its_schema_fails(client, contract) -> None:
+    """The check bites: a real answer with a field renamed, a key added, or a type changed fails."""
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    created = client.post("/api/prompts", json={"name": name, "template": "Hi."}).json()
+    schema = contract.schema_for("/api/prompts", "post", 201)["schema"]
+    contract.check(created, schema)
+    for broken in ({**created, "surprise": 1}, {k: v for k, v in created.items() if k != "labels"},
+                   {**created, "version": "1"}, {**created, "kind": "poem"}):
+        with pytest.raises(AssertionError):
+            contract.check(broken, schema)
+    rendered = client.post("/api/prompts", json={"action": "render", "name": name, "version": 1}).json()
+    anyof = contract.schema_for("/api/prompts", "post", 200)["schema"]
+    contract.check(rendered, anyof)
+    with pytest.raises(AssertionError):
+        contract.check({**rendered, "messages": [{"role": "robot", "content": "Hi."}]}, anyof)

@@ -40,7 +40,7 @@ WITH_BODY = (400, 413, 415, 422)  # unreadable, too large, wrong content type, b
 WITH_QUERY = (400, 422)  # unstorable text, bad parameters
 
 STATUS_TITLES = {
-    400: "Bad request", 401: "Unauthorized", 402: "Budget spent", 403: "Forbidden", 404: "Not found",
+    201: "Created", 400: "Bad request", 401: "Unauthorized", 402: "Budget spent", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Too large", 415: "Unsupported media type",
     422: "Invalid fields", 429: "Rate limited", 500: "Internal error", 502: "Provider failed",
     503: "Unavailable", 504: "Provider timed out",
@@ -205,13 +205,17 @@ def _success(status: int, model: Any, route: _Route | None, module: Any, schemas
     headers: dict[str, Any] = {"x-request-id": {"$ref": "#/components/headers/RequestId"}}
     content: dict[str, Any] = {}
     descriptions = []
-    if isinstance(model, str) and all("/" in part and ":" not in part for part in model.split("|")):
-        for media_type in (part.strip() for part in model.split("|")):  # "text/html | text/javascript"
-            content[media_type] = {"schema": {"type": "string"}}
-            descriptions.append(media_type)
-    elif model is not None:
+    media_types: list[str] = []
+    if isinstance(model, str):  # "module:Name | module:Other", "text/html | text/css", or both
+        parts = [part.strip() for part in model.split("|")]
+        media_types = [part for part in parts if "/" in part and ":" not in part]
+        model = " | ".join(part for part in parts if part not in media_types) or None
+    if model is not None:
         content["application/json"] = {"schema": schemas.ref_for(model, module)}
         descriptions.append("JSON")
+    for media_type in media_types:  # not JSON by nature: a page, a script, Prometheus text
+        content[media_type] = {"schema": {"type": "string"}}
+        descriptions.append(media_type)
     for kind, data_model in (route.streams if route else {}).items():
         if kind == "ui":
             headers[UI_STREAM_HEADER] = {"$ref": "#/components/headers/UIMessageStream"}
@@ -231,7 +235,8 @@ def _success(status: int, model: Any, route: _Route | None, module: Any, schemas
             descriptions.append("plain text")
         elif kind == "events":
             media = {"schema": {"type": "string", "description": (
-                f"Server-sent events `data: <{_name_of(data_model)} JSON>`, one per stage, the last a result "
+                f"Server-sent events `data: <{_name_of(data_model) if data_model else 'event'} JSON>`, one per "
+                "stage, the last a result "
                 "or an error.")}}
             if data_model is not None:
                 media["x-event"] = schemas.ref_for(data_model, module)
@@ -242,7 +247,7 @@ def _success(status: int, model: Any, route: _Route | None, module: Any, schemas
     if route is not None:
         headers.update({name: {"description": text, "schema": {"type": "string"}}
                         for name, text in route.headers.items()})
-    title = "OK" if status < 300 else STATUS_TITLES.get(status, "")
+    title = STATUS_TITLES.get(status, "OK")
     response: dict[str, Any] = {"description": f"{title}: {', or '.join(descriptions)}" if descriptions else title,
                                 "headers": headers}
     if content:
