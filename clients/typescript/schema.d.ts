@@ -506,6 +506,21 @@ export interface components {
             /** @default null */
             notice?: string | null;
         };
+        /** @description A variant against control on one metric. */
+        ControlComparison: {
+            /** @description variant minus control */
+            difference: number | null;
+            /** @description the difference over control's value */
+            relative: number | null;
+            ci95: (number | null)[] | null;
+            p_value: number | null;
+            /** @description always valid (mSPRT): the one verdicts rest on */
+            sequential_p_value: number | null;
+            /** @description welch_t, two_proportion_z or delta_method_z */
+            test: string;
+            /** @enum {string} */
+            verdict: "better" | "worse" | "inconclusive";
+        };
         CreateExperiment: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -549,6 +564,18 @@ export interface components {
             labels?: string[];
             /** @default null */
             commit_message?: string | null;
+        };
+        /** @description The verdict on the experiment's own metric. */
+        Decision: {
+            /** @enum {string} */
+            metric: "feedback_score" | "positive_feedback_rate" | "latency" | "cost" | "error_rate";
+            higher_is_better: boolean;
+            significant: boolean;
+            best: string | null;
+            better: string[];
+            worse: string[];
+            trustworthy: boolean;
+            summary: string;
         };
         DeleteRequest: {
             /** @default default */
@@ -738,6 +765,10 @@ export interface components {
          * @enum {string}
          */
         ErrorCode: "bad_request" | "invalid_json" | "invalid_multipart" | "invalid_text" | "cors_method_not_allowed" | "cors_header_not_allowed" | "unauthorized" | "invalid_token" | "token_expired" | "token_not_yet_valid" | "invalid_issuer" | "invalid_audience" | "budget_exceeded" | "forbidden" | "origin_not_allowed" | "origin_required" | "writer_required" | "admin_required" | "user_mismatch" | "byok_disabled" | "key_not_allowed" | "not_found" | "document_not_found" | "blob_not_found" | "conversation_not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "unsupported_document_type" | "validation_error" | "context_too_long" | "empty_document" | "corrupt_document" | "encrypted_document" | "rate_limited" | "internal_error" | "upstream_error" | "upstream_connection" | "upstream_rate_limited" | "upstream_quota_exhausted" | "upstream_overloaded" | "upstream_server_error" | "upstream_conflict" | "upstream_auth" | "upstream_permission_denied" | "upstream_not_found" | "upstream_too_large" | "upstream_bad_request" | "upstream_provider_error" | "configuration_error" | "provider_not_configured" | "s3_not_configured" | "model_not_installed" | "service_unavailable" | "jwks_unavailable" | "database_busy" | "upstream_timeout" | "database_timeout";
+        ErrorCount: {
+            count: number;
+            rate: number | null;
+        };
         /** @description In a 422's `details`: one bad field. */
         ErrorDetail: {
             /** @description dotted path of the field: `messages.0.content`, `top_k`, `body` */
@@ -800,7 +831,119 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        ExperimentArm: {
+            name: string;
+            variant: string;
+        };
         ExperimentBody: components["schemas"]["CreateExperiment"] | components["schemas"]["ChangeStatus"] | components["schemas"]["PickWinner"];
+        /** @description An experiment as it now is: what create, start, pause and stop answer. */
+        ExperimentDefinition: {
+            name: string;
+            description: string;
+            /** @enum {string} */
+            unit: "user" | "conversation" | "request";
+            /** @enum {string} */
+            metric: "feedback_score" | "positive_feedback_rate" | "latency" | "cost" | "error_rate";
+            /** @description the variant the others are compared with */
+            control: string;
+            /** @enum {string} */
+            status: "draft" | "running" | "paused" | "stopped";
+            winner: string | null;
+            variants: components["schemas"]["VariantDefinition"][];
+            created_by: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601; null until it first runs */
+            started_at: string | null;
+            /** @description ISO 8601 */
+            stopped_at: string | null;
+            updated_by: string | null;
+            /** @description ISO 8601 */
+            updated_at: string;
+        };
+        /** @description `GET`: every experiment, newest first. */
+        ExperimentList: {
+            experiments: components["schemas"]["ExperimentSummary"][];
+        };
+        /**
+         * @description `GET ?name=`: per variant exposures, requests and every metric with its interval, against
+         *     control with p-values; the sample-ratio check and the decision.
+         */
+        ExperimentReport: {
+            name: string;
+            description: string;
+            /** @enum {string} */
+            unit: "user" | "conversation" | "request";
+            /** @enum {string} */
+            metric: "feedback_score" | "positive_feedback_rate" | "latency" | "cost" | "error_rate";
+            /** @description the variant the others are compared with */
+            control: string;
+            /** @enum {string} */
+            status: "draft" | "running" | "paused" | "stopped";
+            winner: string | null;
+            variants: components["schemas"]["VariantReport"][];
+            created_by: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601; null until it first runs */
+            started_at: string | null;
+            /** @description ISO 8601 */
+            stopped_at: string | null;
+            updated_by: string | null;
+            /** @description ISO 8601 */
+            updated_at: string;
+            alpha: number;
+            srm: components["schemas"]["SampleRatioCheck"];
+            decision: components["schemas"]["Decision"];
+            method: components["schemas"]["ReportMethod"];
+        };
+        ExperimentSummary: {
+            name: string;
+            description: string;
+            /** @enum {string} */
+            unit: "user" | "conversation" | "request";
+            /** @enum {string} */
+            metric: "feedback_score" | "positive_feedback_rate" | "latency" | "cost" | "error_rate";
+            /** @description the variant the others are compared with */
+            control: string;
+            /** @enum {string} */
+            status: "draft" | "running" | "paused" | "stopped";
+            winner: string | null;
+            variants: components["schemas"]["VariantDefinition"][];
+            created_by: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601; null until it first runs */
+            started_at: string | null;
+            /** @description ISO 8601 */
+            stopped_at: string | null;
+            updated_by: string | null;
+            /** @description ISO 8601 */
+            updated_at: string;
+            /** @description units assigned so far */
+            exposures: number;
+        };
+        /** @description A caller's feedback on one of its requests, and what answered that request. */
+        Feedback: {
+            request_id: string;
+            /** @description as sent */
+            score: number;
+            /** @enum {string} */
+            scale: "thumbs" | "0-1" | "1-5";
+            /** @description the score normalized to 0..1 */
+            value: number;
+            comment: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601; POST answers 201 when it equals created_at (new), else 200 */
+            updated_at: string;
+            /** @description the model that answered, from the usage ledger */
+            model: string | null;
+            /** @description the stored prompt version it ran */
+            prompt: components["schemas"]["PromptPin"] | null;
+            /** @description the experiment variant that served it */
+            experiment: components["schemas"]["ExperimentArm"] | null;
+        };
         /**
          * @description Feedback on one answer, by the caller who asked for it.
          *
@@ -818,6 +961,31 @@ export interface components {
             scale?: ("thumbs" | "0-1" | "1-5") | null;
             /** @default null */
             comment?: string | null;
+        };
+        /** @description The figures of the window, in total or for one group. */
+        Figures: {
+            requests: number;
+            errors: number;
+            client_errors: number;
+            server_errors: number;
+            error_rate: number | null;
+            server_error_rate: number | null;
+            /** @description error code -> count, most frequent first */
+            errors_by_code: {
+                [key: string]: components["schemas"]["ErrorCount"];
+            };
+            latency_ms: components["schemas"]["Latency"];
+            ttft_ms: components["schemas"]["TimeToFirstToken"];
+            tokens: components["schemas"]["TokenCounts"];
+            cost_usd: number;
+            llm_requests: number;
+            cache_hits: number;
+            cache_hit_rate: number | null;
+            /** @description provider calls */
+            operations: number;
+            failed_operations: number;
+            retries: number;
+            fallbacks: number;
         };
         FunctionCall: {
             name: string;
@@ -840,6 +1008,45 @@ export interface components {
             };
             /** @default null */
             strict?: boolean | null;
+        };
+        GroupFigures: {
+            requests: number;
+            errors: number;
+            client_errors: number;
+            server_errors: number;
+            error_rate: number | null;
+            server_error_rate: number | null;
+            /** @description error code -> count, most frequent first */
+            errors_by_code: {
+                [key: string]: components["schemas"]["ErrorCount"];
+            };
+            latency_ms: components["schemas"]["Latency"];
+            ttft_ms: components["schemas"]["TimeToFirstToken"];
+            tokens: components["schemas"]["TokenCounts"];
+            cost_usd: number;
+            llm_requests: number;
+            cache_hits: number;
+            cache_hit_rate: number | null;
+            /** @description provider calls */
+            operations: number;
+            failed_operations: number;
+            retries: number;
+            fallbacks: number;
+            /** @description the function, model, provider, user, namespace or caller; null for requests without one */
+            group: string | null;
+        };
+        /** @description One value per bucket of `series.start`. */
+        GroupSeries: {
+            requests: number[];
+            errors: number[];
+            error_rate: (number | null)[];
+            p50_ms: (number | null)[];
+            p95_ms: (number | null)[];
+            p99_ms: (number | null)[];
+            input_tokens: number[];
+            output_tokens: number[];
+            cost_usd: number[];
+            cache_hit_rate: (number | null)[];
         };
         HealthReport: {
             /** @enum {string} */
@@ -940,6 +1147,89 @@ export interface components {
             embedding_tokens: number;
             cost_usd: number | null;
         };
+        LabelHistoryEntry: {
+            label: string;
+            /** @description null: the label was new */
+            from_version: number | null;
+            to_version: number;
+            moved_by: string | null;
+            /** @description ISO 8601 */
+            moved_at: string;
+        };
+        /**
+         * @description `action: label`: where the label points now. Pointing it where it already was records
+         *     nothing (`moved: false`, no `moved_by` or `moved_at`).
+         */
+        LabelMove: {
+            name: string;
+            label: string;
+            version: number;
+            /** @description null: the label is new */
+            previous_version: number | null;
+            moved: boolean;
+            /** @default null */
+            moved_by?: string | null;
+            /**
+             * @description ISO 8601
+             * @default null
+             */
+            moved_at?: string | null;
+        };
+        LabelPosition: {
+            version: number;
+            moved_by: string | null;
+            /** @description ISO 8601 */
+            moved_at: string;
+        };
+        /**
+         * @description One version with the labels that point at it: what `create` made (201; `labels` are those it
+         *     was given) or what `GET ?name=&label=` (or `&version=`) found.
+         */
+        LabelledPromptVersion: {
+            name: string;
+            version: number;
+            /** @enum {string} */
+            kind: "text" | "chat";
+            /**
+             * @description text prompts only; `{{variable}}` placeholders
+             * @default null
+             */
+            template?: string | null;
+            /**
+             * @description chat prompts only
+             * @default null
+             */
+            messages?: components["schemas"]["PromptMessage"][] | null;
+            /** @description provider/model the version runs with, unless the request names one */
+            model: string | null;
+            params: components["schemas"]["PromptParams"];
+            /** @description the placeholders the version uses, in order of first use */
+            variables: string[];
+            commit_message: string | null;
+            /** @description the caller that created it */
+            created_by: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            labels: string[];
+        };
+        /** @description Milliseconds; percentiles from the rollups' histograms (see `percentile_error`). */
+        Latency: {
+            mean: number | null;
+            p50: number | null;
+            p95: number | null;
+            p99: number | null;
+        };
+        /** @description A mean over units (feedback_score, latency in ms, cost in USD). */
+        MeanMetric: {
+            units: number;
+            mean: number | null;
+            ci95: (number | null)[] | null;
+            /**
+             * @description absent on control; null when not comparable yet
+             * @default null
+             */
+            vs_control?: components["schemas"]["ControlComparison"] | null;
+        };
         MessageIn: {
             /** @enum {string} */
             role: "system" | "user" | "assistant" | "tool";
@@ -959,6 +1249,45 @@ export interface components {
             }[] | null;
             /** @default null */
             metadata?: unknown;
+        };
+        /**
+         * @description The figures of a window: in total, per group (the first `limit` by `sort`), as time series,
+         *     and the slowest and failed requests (absent with `recent=0`).
+         */
+        MetricsReport: {
+            /** @enum {string} */
+            window: "1h" | "24h" | "7d" | "30d";
+            /** @enum {string} */
+            by: "function" | "model" | "provider" | "user" | "namespace" | "caller";
+            /**
+             * @description the buckets: hours for 1h and 24h, UTC days for 7d and 30d
+             * @enum {string}
+             */
+            grain: "hour" | "day";
+            /** @enum {string} */
+            sort: "requests" | "errors" | "cost" | "latency";
+            /** @description the first bucket's start, ISO 8601 UTC */
+            since: string;
+            /** @description now, ISO 8601 UTC */
+            until: string;
+            /** @description the largest relative error of a percentile */
+            percentile_error: number;
+            totals: components["schemas"]["Figures"];
+            groups: components["schemas"]["GroupFigures"][];
+            /** @description how many groups there are, listed or not */
+            groups_total: number;
+            series: components["schemas"]["MetricsSeries"];
+            /** @default null */
+            recent?: components["schemas"]["RecentRequests"] | null;
+        };
+        MetricsSeries: {
+            /** @description each bucket's start, ISO 8601 UTC, oldest first */
+            start: string[];
+            total: components["schemas"]["TotalSeries"];
+            /** @description the listed groups' series, by group */
+            groups: {
+                [key: string]: components["schemas"]["GroupSeries"];
+            };
         };
         /** @description Point `label` at `version`; recorded with who moved it, when, and from where. */
         MoveLabel: {
@@ -1014,6 +1343,35 @@ export interface components {
             /** @default production */
             label?: string | null;
         };
+        /**
+         * @description `action: winner`: the experiment, stopped with its winner, and the label moved to the
+         *     winner's prompt version (null when the winner runs no prompt or `label` was null).
+         */
+        PickedWinner: {
+            name: string;
+            description: string;
+            /** @enum {string} */
+            unit: "user" | "conversation" | "request";
+            /** @enum {string} */
+            metric: "feedback_score" | "positive_feedback_rate" | "latency" | "cost" | "error_rate";
+            /** @description the variant the others are compared with */
+            control: string;
+            /** @enum {string} */
+            status: "draft" | "running" | "paused" | "stopped";
+            winner: string | null;
+            variants: components["schemas"]["VariantDefinition"][];
+            created_by: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601; null until it first runs */
+            started_at: string | null;
+            /** @description ISO 8601 */
+            stopped_at: string | null;
+            updated_by: string | null;
+            /** @description ISO 8601 */
+            updated_at: string;
+            label_moved: components["schemas"]["LabelMove"] | null;
+        };
         PresignRequest: {
             /** @default default */
             namespace?: string;
@@ -1041,6 +1399,28 @@ export interface components {
             expires_in: number;
         };
         PromptBody: components["schemas"]["CreatePrompt"] | components["schemas"]["MoveLabel"] | components["schemas"]["RenderPrompt"];
+        /**
+         * @description `GET ?name=`: every version (newest first), where each label points, and every label move
+         *     (newest first).
+         */
+        PromptHistory: {
+            name: string;
+            latest_version: number;
+            labels: {
+                [key: string]: components["schemas"]["LabelPosition"];
+            };
+            versions: components["schemas"]["PromptVersionRecord"][];
+            label_moves: components["schemas"]["LabelHistoryEntry"][];
+        };
+        /** @description `GET`: every prompt, by name. */
+        PromptList: {
+            prompts: components["schemas"]["PromptSummary"][];
+        };
+        PromptMessage: {
+            /** @enum {string} */
+            role: "system" | "user" | "assistant";
+            content: string;
+        };
         /** @description Model parameters a version carries; a request's own values win over them. */
         PromptParams: {
             /** @default null */
@@ -1056,6 +1436,45 @@ export interface components {
         PromptPin: {
             name: string;
             version: number;
+        };
+        PromptSummary: {
+            name: string;
+            latest_version: number;
+            /** @description label -> version, `latest` included */
+            labels: {
+                [key: string]: number;
+            };
+            /** @description ISO 8601 */
+            created_at: string;
+            /** @description ISO 8601: when its newest version was made */
+            updated_at: string;
+        };
+        /** @description One immutable version: a text prompt has `template`, a chat prompt `messages`. */
+        PromptVersionRecord: {
+            name: string;
+            version: number;
+            /** @enum {string} */
+            kind: "text" | "chat";
+            /**
+             * @description text prompts only; `{{variable}}` placeholders
+             * @default null
+             */
+            template?: string | null;
+            /**
+             * @description chat prompts only
+             * @default null
+             */
+            messages?: components["schemas"]["PromptMessage"][] | null;
+            /** @description provider/model the version runs with, unless the request names one */
+            model: string | null;
+            params: components["schemas"]["PromptParams"];
+            /** @description the placeholders the version uses, in order of first use */
+            variables: string[];
+            commit_message: string | null;
+            /** @description the caller that created it */
+            created_by: string | null;
+            /** @description ISO 8601 */
+            created_at: string;
         };
         /**
          * @example {
@@ -1133,6 +1552,42 @@ export interface components {
             /** @default null */
             messageId?: string | null;
         };
+        /** @description A rate over units' trials (positive_feedback_rate, error_rate). */
+        RateMetric: {
+            units: number;
+            successes: number;
+            trials: number;
+            rate: number | null;
+            ci95: (number | null)[] | null;
+            /**
+             * @description absent on control; null when not comparable yet
+             * @default null
+             */
+            vs_control?: components["schemas"]["ControlComparison"] | null;
+        };
+        RecentRequest: {
+            /** @description when it finished, ISO 8601 UTC */
+            at: string;
+            request_id: string;
+            function: string;
+            method: string;
+            status: number;
+            error_code: string | null;
+            latency_ms: number;
+            ttft_ms: number | null;
+            caller: string | null;
+            user: string | null;
+            namespace: string | null;
+            models: string[];
+            operations: number;
+            tokens: components["schemas"]["TokenCounts"];
+            cost_usd: number | null;
+        };
+        RecentRequests: {
+            slowest: components["schemas"]["RecentRequest"][];
+            /** @description the latest with a status of 400 or more */
+            failed: components["schemas"]["RecentRequest"][];
+        };
         ReindexJob: {
             id: number;
             /** @description refresh_source, reembed or switch_model */
@@ -1175,6 +1630,27 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * @description `action: render`: the messages a version gives with these variables, as ai_execute sends them
+         *     (a text prompt is one user message).
+         */
+        RenderedPrompt: {
+            name: string;
+            version: number;
+            /** @enum {string} */
+            kind: "text" | "chat";
+            model: string | null;
+            params: components["schemas"]["PromptParams"];
+            messages: components["schemas"]["PromptMessage"][];
+        };
+        ReportMethod: {
+            /** @enum {string} */
+            unit_of_analysis: "user" | "conversation" | "request";
+            means: string;
+            rates: string;
+            sequential: string;
+            significant_when: string;
+        };
         ResponseFormatIn: {
             /** @enum {string} */
             type: "text" | "json_object" | "json_schema";
@@ -1182,6 +1658,15 @@ export interface components {
             json_schema?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** @description Exposures against the weights (chi-square); flagged, the results are not trustworthy. */
+        SampleRatioCheck: {
+            chi_square: number | null;
+            df: number;
+            p_value: number | null;
+            flagged: boolean;
+            /** @default null */
+            warning?: string | null;
         };
         /**
          * @description The mode that actually ran: hybrid falls back to keyword when the namespace's embedding
@@ -1272,6 +1757,18 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        TimeToFirstToken: {
+            mean: number | null;
+            p50: number | null;
+            p95: number | null;
+            p99: number | null;
+            /** @description streamed responses measured */
+            streams: number;
+        };
+        TokenCounts: {
+            input: number;
+            output: number;
+        };
         ToolCall: {
             id: string;
             /** @constant */
@@ -1314,6 +1811,25 @@ export interface components {
             /** @default null */
             error?: string | null;
             latency_ms: number;
+        };
+        TotalSeries: {
+            requests: number[];
+            errors: number[];
+            error_rate: (number | null)[];
+            p50_ms: (number | null)[];
+            p95_ms: (number | null)[];
+            p99_ms: (number | null)[];
+            input_tokens: number[];
+            output_tokens: number[];
+            cost_usd: number[];
+            cache_hit_rate: (number | null)[];
+            server_errors: number[];
+            llm_requests: number[];
+            cache_hits: number[];
+            retries: number[];
+            fallbacks: number[];
+            ttft_p50_ms: (number | null)[];
+            ttft_p95_ms: (number | null)[];
         };
         /** @description An AI SDK UIMessage, as useChat keeps it (`parts`: text, tool, source and step parts). */
         UIMessage: {
@@ -1452,6 +1968,14 @@ export interface components {
             cached_tokens: number;
             total_tokens: number;
         };
+        VariantDefinition: {
+            name: string;
+            weight: number;
+            /** @description the prompt version the variant runs, pinned by number */
+            prompt: components["schemas"]["PromptPin"] | null;
+            model: string | null;
+            params: components["schemas"]["PromptParams"];
+        };
         /** @description One arm: a prompt version and/or a model and parameters (none: the request as it was sent). */
         VariantIn: {
             name: string;
@@ -1462,6 +1986,27 @@ export interface components {
             /** @default null */
             model?: string | null;
             params?: components["schemas"]["PromptParams"];
+        };
+        VariantMetrics: {
+            feedback_score: components["schemas"]["MeanMetric"];
+            latency: components["schemas"]["MeanMetric"];
+            cost: components["schemas"]["MeanMetric"];
+            positive_feedback_rate: components["schemas"]["RateMetric"];
+            error_rate: components["schemas"]["RateMetric"];
+        };
+        VariantReport: {
+            name: string;
+            weight: number;
+            /** @description the prompt version the variant runs, pinned by number */
+            prompt: components["schemas"]["PromptPin"] | null;
+            model: string | null;
+            params: components["schemas"]["PromptParams"];
+            control: boolean;
+            exposures: number;
+            /** @description units with a recorded request */
+            units: number;
+            requests: number;
+            metrics: components["schemas"]["VariantMetrics"];
         };
         Weights: {
             /** @default 1 */
@@ -2117,13 +2662,17 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description OK: text/html, or text/javascript, or text/css */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/html": string;
+                    "text/javascript": string;
+                    "text/css": string;
+                };
             };
             /**
              * @description Bad request
@@ -2510,13 +3059,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description OK: JSON */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ExperimentList"] | components["schemas"]["ExperimentReport"];
+                };
             };
             /**
              * @description Bad request
@@ -2569,6 +3120,23 @@ export interface operations {
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
             403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -2644,13 +3212,25 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description OK: JSON */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ExperimentDefinition"] | components["schemas"]["PickedWinner"];
+                };
+            };
+            /** @description Created: JSON */
+            201: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentDefinition"];
+                };
             };
             /**
              * @description Bad request
@@ -2703,6 +3283,37 @@ export interface operations {
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
             403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Conflict
+             *
+             *     - `conflict`: the request conflicts with the current state
+             */
+            409: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -2805,13 +3416,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description OK: JSON */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
             };
             /**
              * @description Bad request
@@ -2864,6 +3477,23 @@ export interface operations {
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
             403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -2939,13 +3569,25 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description OK: JSON */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
+            };
+            /** @description Created: JSON */
+            201: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feedback"];
+                };
             };
             /**
              * @description Bad request
@@ -2998,6 +3640,23 @@ export interface operations {
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
             403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -3152,13 +3811,18 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description OK: JSON, or text/plain; version=0.0.4 */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
+                    /** @description no-store */
+                    "cache-control"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["MetricsReport"];
+                    "text/plain; version=0.0.4": string;
+                };
             };
             /**
              * @description Bad request
@@ -3341,13 +4005,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK */
+            /** @description OK: JSON */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["PromptList"] | components["schemas"]["PromptHistory"] | components["schemas"]["LabelledPromptVersion"];
+                };
             };
             /**
              * @description Bad request
@@ -3400,6 +4066,23 @@ export interface operations {
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
             403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -3475,13 +4158,25 @@ export interface operations {
             };
         };
         responses: {
-            /** @description OK */
+            /** @description OK: JSON */
             200: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["LabelMove"] | components["schemas"]["RenderedPrompt"];
+                };
+            };
+            /** @description Created: JSON */
+            201: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelledPromptVersion"];
+                };
             };
             /**
              * @description Bad request
@@ -3534,6 +4229,23 @@ export interface operations {
              *     - `key_not_allowed`: an S3 key that was not issued for this namespace
              */
             403: {
+                headers: {
+                    "x-request-id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /**
+             * @description Not found
+             *
+             *     - `not_found`: no such function, or no such conversation for this caller
+             *     - `document_not_found`: no document with that id or source in the namespace
+             *     - `blob_not_found`: nothing was uploaded to the presigned URL under that key
+             *     - `conversation_not_found`: no stored chat with that id for this caller in the namespace
+             */
+            404: {
                 headers: {
                     "x-request-id": components["headers"]["RequestId"];
                     [name: string]: unknown;
