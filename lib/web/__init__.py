@@ -229,7 +229,8 @@ class Endpoint:
         does not say is for administrators).
 
         The rest documents the route in the OpenAPI document: `response` is the model of a 200
-        (or `{status: model}`), `streams` the streamed forms it can answer with instead
+        (or `{status: model}`): a model, "module:Name", several joined with " | " (one per
+        `action`), and media types for bodies that are not JSON ("text/html | text/css"), `streams` the streamed forms it can answer with instead
         (`ui`: the AI SDK UI message stream, with the model of `finish.messageMetadata`; `text`:
         plain text; `events`: server-sent JSON events, with their model), `errors` the statuses
         it can answer beyond those of every route (see lib/web/openapi.py), and `headers` the
