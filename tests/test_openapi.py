@@ -448,6 +448,9 @@ def test_experiments_and_feedback_answer_each_action_as_documented(client, contr
     models = client.post("/api/experiments", json={"name": name + "-models", "start": True, "variants": [
         {"name": "a", "model": "local/echo"}, {"name": "b", "model": "local/echo"}]})
     contract.check_response(models, "/api/experiments", "post")
+    untried = client.get("/api/experiments", params={"name": name + "-models"})  # no traffic: nulls throughout
+    assert untried.json()["variants"][1]["metrics"]["latency"]["mean"] is None, untried.text
+    contract.check_response(untried, "/api/experiments", "get")
     unlabelled = client.post("/api/experiments", json={"action": "winner", "name": name + "-models", "variant": "b"})
     assert unlabelled.json()["label_moved"] is None, unlabelled.text
     contract.check_response(unlabelled, "/api/experiments", "post")
