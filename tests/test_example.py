@@ -1,8 +1,12 @@
 """examples/nextjs as a test: the app type-checks, and, built once (`next build`) and served
-(`next start`) against the live bundle with API keys on, it is driven in headless chromium through
-sign-in, chat (offline echo, an error explained by bundleError, a browser-side tool, stop() midway),
+(`next start`) against the live bundle, it is driven in headless chromium through sign-in with
+Auth.js, chat (offline echo, an error explained by bundleError, a browser-side tool, stop() midway),
 an upload with its progress, a question about it with a follow-up, and the API docs through the
 app's own /api rewrite, with no console error.
+
+The bundle knows no API key and no anonymous caller: it shares AUTH_SECRET with the app and reads
+the Auth.js session cookie the browser sends with each same-origin /api call (the role from the
+token's `role` claim), so a page's call works only while someone is signed in.
 
 Only compat/... models reach the fake provider, so the offline models answer everything else. The
 build is kept between runs while the app, the client and the bundle's address are unchanged.
@@ -30,7 +34,7 @@ EXAMPLE = ROOT / "examples" / "nextjs"
 NEXT = EXAMPLE / "node_modules" / ".bin" / "next"
 TSC = EXAMPLE / "node_modules" / ".bin" / "tsc"
 BUNDLE_PORT = 18731  # the address the build's rewrite points at; another when taken (and a rebuild)
-API_KEY = "example-server-key"
+AUTH_SECRET = "example-auth-secret-shared-by-app-and-bundle-0123"
 PASSWORD = "correct horse"
 SLOW_STORY = "Once upon a time " + " ".join(f"word{i}" for i in range(60)) + " and they lived happily ever after."
 
@@ -58,7 +62,7 @@ def _port_free(port: int) -> bool:
 def _sources_hash(bundle_url: str) -> str:
     digest = hashlib.sha256(bundle_url.encode())
     files = [*sorted(p for folder in ("app", "components", "lib") for p in (EXAMPLE / folder).rglob("*") if p.is_file()),
-             *(EXAMPLE / name for name in ("next.config.mjs", "tsconfig.json", "package-lock.json")),
+             *(EXAMPLE / name for name in ("auth.ts", "next.config.mjs", "tsconfig.json", "package-lock.json")),
              ROOT / "clients" / "typescript" / "index.ts", ROOT / "clients" / "typescript" / "schema.d.ts"]
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
@@ -80,11 +84,20 @@ def _build(bundle_url: str, env: dict[str, str]) -> float:
 
 @pytest.fixture(scope="module")
 def example_app(database: str, fake_provider_server) -> Iterator[dict[str, str]]:
-    """The bundle (API keys on, compat/... models at the fake provider) and the built app in front of it."""
+    """The bundle (Auth.js sessions only: no API key, no anonymous caller; compat/... models at the
+    fake provider) and the built app in front of it."""
     _require_install()
     fake_provider_server.reset()
+    app_port = _free_port()
+    app_url = f"http://127.0.0.1:{app_port}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("API_KEYS", API_KEY)
+        for name in ("API_KEYS", "ANONYMOUS_ROLE"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AUTH_SECRET", AUTH_SECRET)
+        patch.setenv("AUTH_ROLE_CLAIM", "role")
+        # the rewrite proxy sends the bundle its own host, so the app's pages are another origin
+        # to it: a cookie-authenticated POST from them is allowed by name
+        patch.setenv("ALLOWED_ORIGINS", app_url)
         patch.setenv("OPENAI_COMPATIBLE_BASE_URL", f"{fake_provider_server.base_url}/compat/v1")
         patch.setenv("MAX_RETRIES", "0")
         config.reset_settings()
@@ -92,11 +105,10 @@ def example_app(database: str, fake_provider_server) -> Iterator[dict[str, str]]
 
         port = BUNDLE_PORT if _port_free(BUNDLE_PORT) else _free_port()
         with serve_asgi(create_app(), port=port) as bundle_url:
-            env = {**os.environ, "BUNDLE_URL": bundle_url, "BUNDLE_API_KEY": API_KEY, "SESSION_SECRET": "s" * 32,
-                   "EXAMPLE_PASSWORD": PASSWORD, "NEXT_TELEMETRY_DISABLED": "1"}
+            env = {**os.environ, "BUNDLE_URL": bundle_url, "AUTH_SECRET": AUTH_SECRET, "EXAMPLE_PASSWORD": PASSWORD,
+                   "AUTH_TRUST_HOST": "true", "NEXT_TELEMETRY_DISABLED": "1"}
             env.pop("NODE_ENV", None)
             build_s = _build(bundle_url, env)
-            app_port = _free_port()
             server = subprocess.Popen([str(NEXT), "start", "-p", str(app_port), "-H", "127.0.0.1"], cwd=EXAMPLE,
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       start_new_session=True)
@@ -106,7 +118,7 @@ def example_app(database: str, fake_provider_server) -> Iterator[dict[str, str]]
                     assert server.poll() is None, server.stdout.read() if server.stdout else ""
                     assert time.monotonic() < deadline, "next start did not listen within 120 s"
                     time.sleep(0.2)
-                yield {"app": f"http://127.0.0.1:{app_port}", "bundle": bundle_url, "build_s": f"{build_s:.0f}"}
+                yield {"app": app_url, "bundle": bundle_url, "build_s": f"{build_s:.0f}"}
             finally:
                 os.killpg(server.pid, signal.SIGTERM)
                 try:
@@ -140,9 +152,13 @@ def test_a_person_uses_the_example_app_in_headless_chromium(example_app, databas
     print(f"next build: {example_app['build_s']} s (0: reused), browser run: {time.monotonic() - started:.0f} s")
 
     assert seen["problems"] == [], seen["problems"]
-    # sign-in: the key-holding proxy serves signed-in users only
+    # before sign-in the page's own call to the bundle is refused: it has no session to send
+    assert seen["beforeSignIn"]["status"] == 401, seen["beforeSignIn"]
+    assert seen["beforeSignIn"]["body"]["error"]["code"] == "unauthorized"
+    # sign-in through Auth.js's Credentials provider; its session is Auth.js's own http-only cookie
     assert seen["redirected"] == "/sign-in" and "Wrong password" in seen["wrongPassword"]
     assert seen["signedIn"] == {"path": "/", "user": "ada"}
+    assert seen["sessionCookie"] == {"name": "authjs.session-token", "httpOnly": True, "readableByPage": False}
     # the offline echo, streamed through useChat
     assert "You said: Hello there" in seen["echo"]["text"] and "[offline local/echo" in seen["echo"]["text"]
     assert "local/echo" in seen["echo"]["meta"]
@@ -153,7 +169,7 @@ def test_a_person_uses_the_example_app_in_headless_chromium(example_app, databas
     assert "get_time" in seen["tool"]["part"] and '"now"' in seen["tool"]["part"]
     assert "noon" in seen["tool"]["answer"]
     continuation = [r.body for r in fake.requests if any(m.get("role") == "tool" for m in r.body.get("messages", []))]
-    assert continuation and continuation[0]["user"] == "ada"  # the proxy names the signed-in user
+    assert continuation and continuation[0]["user"] == "ada"  # the session's subject, as the bundle verified it
     # stop() midway: the text stops growing, no error, and the bundle saw the client go
     assert seen["stop"]["statusBefore"] in ("streaming", "submitted")
     assert 0 < seen["stop"]["stoppedAt"] == seen["stop"]["later"] < len(SLOW_STORY)
@@ -175,18 +191,41 @@ def test_a_person_uses_the_example_app_in_headless_chromium(example_app, databas
     # the docs through the app's rewrite (a production build keeps it: BUNDLE_URL at build time)
     document = json.loads((ROOT / "openapi.json").read_text())
     assert seen["docs"] == sum(len(methods) for methods in document["paths"].values())
-    # signed out, the proxy carries nothing
+    # every call was the signed-in user's own: the bundle named them from the session cookie
+    rows = _ledger(database, "user_id IS NOT NULL")
+    assert rows and {r["user_id"] for r in rows} == {"ada"}
+    assert all(r["caller"].startswith("user:") and r["caller"].endswith("/ada") for r in rows)
+    # signed out, the cookie is gone and the same call is refused again
     assert seen["signedOut"] == "/sign-in"
-    assert seen["proxyAfterSignOut"]["status"] == 401
-    assert seen["proxyAfterSignOut"]["body"]["error"]["code"] == "unauthorized"
+    assert seen["afterSignOut"]["status"] == 401, seen["afterSignOut"]
+    assert seen["afterSignOut"]["body"]["error"]["code"] == "unauthorized"
 
 
-def test_the_proxy_refuses_strangers_and_the_bundle_refuses_the_browser_without_a_key(example_app) -> None:
+def test_the_bundle_behind_the_app_refuses_strangers(example_app) -> None:
     import httpx
 
-    stranger = httpx.post(f"{example_app['app']}/bundle/api/ai_execute", json={"prompt": "hi"})
-    assert stranger.status_code == 401 and stranger.json()["error"]["code"] == "unauthorized"
-    # the rewrite reaches the bundle, which wants the key the proxy holds
-    direct = httpx.post(f"{example_app['app']}/api/ai_execute", json={"prompt": "hi"})
-    assert direct.status_code == 401 and direct.json()["error"]["request_id"]
-    assert httpx.get(f"{example_app['app']}/api/openapi").json()["openapi"] == "3.1.0"
+    from tests.authjs import mint_session
+
+    app = example_app["app"]
+    ask = {"query": "How long is the warranty?", "namespace": "default"}
+    # no session: the rewrite reaches the bundle, which knows no key and no anonymous caller
+    stranger = httpx.post(f"{app}/api/rag", json=ask, headers={"origin": app})
+    assert stranger.status_code == 401 and stranger.json()["error"]["request_id"]
+    # a session made with another secret is not one of this app's
+    forged = mint_session("some-other-apps-secret-0123456789abcdef", "authjs.session-token",
+                          {"sub": "mallory", "role": "admin"})["cookies"][0]
+    refused = httpx.post(f"{app}/api/rag", json=ask, headers={"origin": app},
+                         cookies={forged["name"]: forged["value"]})
+    assert refused.status_code == 401 and "AUTH_SECRET" in refused.json()["error"]["message"]
+    # a real session works from the app's pages, and is refused when another site's page rides it
+    session = mint_session(AUTH_SECRET, "authjs.session-token", {"sub": "ada", "role": "writer"})["cookies"][0]
+    cookies = {session["name"]: session["value"]}
+    search = {**ask, "answer": False}
+    assert httpx.post(f"{app}/api/rag", json=search, headers={"origin": app}, cookies=cookies).status_code == 200
+    elsewhere = httpx.post(f"{app}/api/rag", json=search, headers={"origin": "https://elsewhere.example"},
+                           cookies=cookies)
+    assert elsewhere.status_code == 403 and elsewhere.json()["error"]["code"] == "origin_not_allowed"
+    # Auth.js's own routes are the app's (/auth/*), not the bundle's
+    assert httpx.get(f"{app}/auth/session").json() is None
+    assert "credentials" in httpx.get(f"{app}/auth/providers").json()
+    assert httpx.get(f"{app}/api/openapi").json()["openapi"] == "3.1.0"

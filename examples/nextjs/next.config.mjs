@@ -8,6 +8,10 @@ const bundle = process.env.BUNDLE_URL ?? (process.env.NODE_ENV === "development"
 const nextConfig = {
   // the typed client is TypeScript source, installed as a copy of clients/typescript
   transpilePackages: ["@ai-backend/client"],
+  // The rewrite's proxy drops a response that is silent for this long (30 s unless set): a slow
+  // model's first token, or a long answer asked for unstreamed, can take longer. As long as the
+  // bundle's longest function may run on Vercel.
+  experimental: { proxyTimeout: 300_000 },
   async rewrites() {
     return bundle ? [{ source: "/api/:path*", destination: `${bundle}/api/:path*` }] : [];
   },

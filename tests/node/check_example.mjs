@@ -1,8 +1,9 @@
-// Drives examples/nextjs in headless chromium as a person would: sign in, chat with the offline
+// Drives examples/nextjs in headless chromium as a person would: sign in (Auth.js), chat with the offline
 // echo, see an error explained by bundleError, let the model call a browser-side tool, stop a
 // slow answer midway, upload a document and watch its progress, ask about it and follow up, and
-// open the API docs through the app's rewrite. Prints one JSON object of what it saw; every
-// console error, page error and unexpected HTTP error is in `problems`.
+// open the API docs through the app's rewrite, sign out. Before sign-in and after sign-out it calls
+// /api/rag from the page itself, as a script there would. Prints one JSON object of what it saw;
+// every console error, page error and unexpected HTTP error is in `problems`.
 //
 //   node check_example.mjs <app url> <password> <artifacts folder>
 import { writeFileSync } from "node:fs";
@@ -13,8 +14,9 @@ const [base, password, artifacts] = process.argv.slice(2);
 const seen = {};
 const problems = [];
 // the errors this script provokes on purpose: a bad model (422), a file we cannot read (415),
-// the proxy's answer once signed out (401)
-const provoked = (url, status) => url.includes("/bundle/api/") && [401, 415, 422].includes(status);
+// the bundle's answer to a page with no session (401)
+const provoked = (url, status) => (url.includes("/api/rag") && status === 401)
+  || (url.includes("/api/") && [415, 422].includes(status));
 const WAIT = { timeout: 90000 };
 
 async function fill(page, selector, value) {
@@ -34,6 +36,15 @@ async function lastAssistantText(page) {
 async function send(page, text) {
   await page.type("input[name=prompt]", text);
   await page.keyboard.press("Enter");
+}
+
+/** A call to the bundle from the page's own script: it carries whatever cookie the browser holds. */
+async function askFromThePage(page) {
+  return page.evaluate(async () => {
+    const r = await fetch("/api/rag", { method: "POST", headers: { "content-type": "application/json" },
+                                        body: JSON.stringify({ query: "How long is the warranty?" }) });
+    return { status: r.status, body: await r.json() };
+  });
 }
 
 async function waitReady(page, testid = "chat") {
@@ -59,9 +70,11 @@ console.log(JSON.stringify({ ...seen, problems }));
 
 async function usePages(page) {
 
-  // sign-in: the pages send strangers to it, a wrong password is refused, then back to the chat
+  // sign-in: the pages send strangers to it, and the bundle refuses their calls
   await page.goto(base + "/", { waitUntil: "networkidle0" });
   seen.redirected = new URL(page.url()).pathname;
+  seen.beforeSignIn = await askFromThePage(page);
+  // a wrong password is refused, then Auth.js signs in and sends us back to the chat
   await page.type("input[name=user]", "ada");
   await page.type("input[name=password]", "wrong");
   await page.click(".sign-in button[type=submit]");
@@ -74,6 +87,9 @@ async function usePages(page) {
   await page.waitForSelector("[data-testid=user]", WAIT); // the action redirects within the app
   await page.waitForSelector("input[name=prompt]", WAIT);
   seen.signedIn = { path: new URL(page.url()).pathname, user: await page.$eval("[data-testid=user]", (el) => el.textContent) };
+  const session = (await page.cookies()).find((c) => c.name.includes("authjs.session-token"));
+  seen.sessionCookie = { name: session?.name, httpOnly: session?.httpOnly,
+                         readableByPage: await page.evaluate(() => document.cookie.includes("session-token")) };
 
   // chat with the offline echo
   await send(page, "Hello there");
@@ -169,13 +185,10 @@ async function usePages(page) {
   await page.waitForSelector("[data-section-id^='operation/']", WAIT);
   seen.docs = await page.$$eval("[data-section-id^='operation/']", (els) => els.length);
 
-  // signed out, the proxy refuses to carry anything
+  // signed out (Auth.js's signOut clears its cookie), the same call is refused again
   await page.goto(base + "/", { waitUntil: "networkidle0" });
   await page.click("nav form button");
   await page.waitForSelector("input[name=password]", WAIT);
   seen.signedOut = new URL(page.url()).pathname;
-  seen.proxyAfterSignOut = await page.evaluate(async () => {
-    const r = await fetch("/bundle/api/health");
-    return { status: r.status, body: await r.json() };
-  });
+  seen.afterSignOut = await askFromThePage(page);
 }

@@ -1,14 +1,14 @@
 import type { Metadata } from "next";
 import Link from "next/link";
 import type { ReactNode } from "react";
-import { signOut } from "@/app/sign-in/actions";
-import { readSession } from "@/lib/session";
+import { signOutOfApp } from "@/app/sign-in/actions";
+import { auth } from "@/auth";
 import "./globals.css";
 
 export const metadata: Metadata = { title: "AI back end: Next.js example", icons: { icon: "data:," } };
 
 export default async function RootLayout({ children }: { children: ReactNode }) {
-  const session = await readSession();
+  const user = (await auth())?.user?.name;
   return (
     <html lang="en">
       <body>
@@ -20,9 +20,9 @@ export default async function RootLayout({ children }: { children: ReactNode }) 
           <a href="/api/docs">API docs</a>
           <a href="/api/dashboard">Dashboard</a>
           <span className="who">
-            {session ? (
-              <form action={signOut}>
-                <span data-testid="user">{session.user}</span> <button type="submit">Sign out</button>
+            {user ? (
+              <form action={signOutOfApp}>
+                <span data-testid="user">{user}</span> <button type="submit">Sign out</button>
               </form>
             ) : (
               <Link href="/sign-in">Sign in</Link>

@@ -1,8 +1,9 @@
-// Where the browser's calls go: "/bundle" (the key-holding proxy in app/bundle/api/[fn], the
-// default) or "" (straight to /api/*, once the bundle verifies sessions itself; see README).
+// Where the browser's calls go: the bundle's /api/* on this same origin (the rewrite in
+// next.config.mjs locally, the bundle's own functions on Vercel). Same origin, so the browser
+// sends the Auth.js session cookie with every call and the bundle verifies it: no key in the app.
 import { createBundleClient } from "@ai-backend/client";
 
-export const API_BASE = process.env.NEXT_PUBLIC_API_BASE ?? "/bundle";
+const API_BASE = "";
 
 /** The typed client (openapi-fetch) for the pages: `api.GET("/api/upload", ...)`. */
 export const api = createBundleClient({ baseUrl: API_BASE });

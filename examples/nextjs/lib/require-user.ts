@@ -1,9 +1,9 @@
 import { redirect } from "next/navigation";
-import { readSession } from "@/lib/session";
+import { auth } from "@/auth";
 
-/** The signed-in user's name; anyone else is sent to sign in, and back here afterwards. */
+/** The signed-in user's name (Auth.js's session); anyone else is sent to sign in, and back here afterwards. */
 export async function requireUser(path: string): Promise<string> {
-  const session = await readSession();
-  if (!session) redirect(`/sign-in?next=${encodeURIComponent(path)}`);
-  return session.user;
+  const name = (await auth())?.user?.name;
+  if (!name) redirect(`/sign-in?next=${encodeURIComponent(path)}`);
+  return name;
 }

@@ -1,9 +1,9 @@
 "use client";
 import { useActionState } from "react";
-import { signIn } from "./actions";
+import { signInWithPassword } from "./actions";
 
 export function SignInForm({ next }: { next: string }) {
-  const [problem, action, pending] = useActionState(signIn, null);
+  const [problem, action, pending] = useActionState(signInWithPassword, null);
   return (
     <form action={action} className="sign-in">
       <input type="hidden" name="next" value={next} />

@@ -6,9 +6,9 @@ export default async function SignInPage({ searchParams }: { searchParams: Promi
     <>
       <h1>Sign in</h1>
       <p>
-        A demo sign-in: any name, and the password in <code>EXAMPLE_PASSWORD</code> (<code>demo</code> in
-        development). Your name is the <code>user</code> the bundle keeps budgets, rate limits and the usage
-        ledger for.
+        A demo sign-in through Auth.js (its Credentials provider): any name, and the password in{" "}
+        <code>EXAMPLE_PASSWORD</code> (<code>demo</code> in development). Your name is the subject of the
+        Auth.js session, the user the bundle keeps budgets, rate limits and the usage ledger for.
       </p>
       <SignInForm next={next ?? "/"} />
     </>
