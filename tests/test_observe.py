@@ -31,8 +31,9 @@ def query(database: str, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params or None).fetchall()
 
 
-def wait_recorded(database: str, request_ids: list[str], timeout_s: float = 15) -> None:
-    """Requests are recorded just after their response: wait until every one has its row."""
+def wait_recorded(database: str, request_ids: list[str], timeout_s: float = 60) -> None:
+    """Requests are recorded just after their response: wait until every one has its row (a loaded
+    machine may take many seconds; a lost row still fails)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         [(n,)] = query(database, "SELECT count(*) FROM request_log WHERE request_id = ANY(%s)", (request_ids,))
