@@ -51,7 +51,7 @@ async def embeddings(request: Request, body: EmbeddingsRequest) -> dict:
         data = [{"object": "embedding", "index": i, "embedding": encode_vector(v)}
                 for i, v in enumerate(result.vectors)]
     else:
-        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(result.vectors)]
+        data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(result.vectors)]
     return {
         "object": "list",
         "data": data,

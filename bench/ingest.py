@@ -135,7 +135,7 @@ async def ours_end_to_end(url: str, text: str, run: int, overlap: bool = True) -
 LANGCHAIN_CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
-from lib.ingest.embedders.hashing import hash_vector
+from lib.ingest.embedders.hashing import hash_vectors
 from langchain_core.embeddings import Embeddings
 from langchain_postgres import PGVector
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -145,9 +145,9 @@ job = json.load(open({job!r}))
 
 class HashEmbeddings(Embeddings):
     def embed_documents(self, texts):
-        return [hash_vector(t, {dims}) for t in texts]
+        return hash_vectors(texts, {dims}).tolist()
     def embed_query(self, text):
-        return hash_vector(text, {dims})
+        return hash_vectors([text], {dims})[0].tolist()
 
 engine = create_engine(job["url"])
 out = {{}}
@@ -206,11 +206,11 @@ def main() -> None:
     args = parser.parse_args()
     count, rounds = (300, 1) if args.quick else (args.chunks, args.rounds)
 
-    from lib.ingest.embedders.hashing import hash_vector
+    from lib.ingest.embedders.hashing import hash_vectors
     from lib.ingest.store import EMBED_SLICE
 
     texts = corpus(count)
-    vectors = [hash_vector(t, DIMENSIONS) for t in texts]
+    vectors = hash_vectors(texts, DIMENSIONS).tolist()  # lists: the peer's job file is JSON
     document = "\n\n".join(texts)
     python = ensure_env("langchain")
     ours_url = fresh_database("ingest_ours")

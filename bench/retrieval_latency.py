@@ -64,7 +64,6 @@ def synthetic_data(chunks: int, seed: int = 42):
 
 async def load(url: str, chunks: int) -> float:
     from lib import db
-    from lib.db.vector import Vector
     from lib.ingest.store import copy_chunks, vector_index_sql
 
     started = time.perf_counter()
@@ -84,7 +83,7 @@ async def load(url: str, chunks: int) -> float:
                     text = texts[i]
                     rows.append((ids[i // CHUNKS_PER_DOCUMENT], NAMESPACE, i % CHUNKS_PER_DOCUMENT, text,
                                  f"h{i}", len(text.split()), [], None, 0, len(text),
-                                 {"kind": "faq" if faq[i] else "note"}, MODEL, Vector(vectors[i].tolist())))
+                                 {"kind": "faq" if faq[i] else "note"}, MODEL, vectors[i]))
                 await copy_chunks(conn, rows)
                 print(f"  loaded {min(chunks, start + batch)} chunks", file=sys.stderr)
         async with conn.transaction():

@@ -13,11 +13,11 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from pgvector import Vector
 from psycopg import AsyncCursor
 
 from lib import db, deadline, errors
 from lib.config import get_settings
-from lib.db.vector import Vector
 from tests.conftest import run_async
 
 
@@ -130,7 +130,7 @@ def test_tasks_holding_a_connection_get_another_while_the_pool_is_exhausted(own_
             async def side() -> int:
                 async with db.connect() as inner:  # knows pgvector's type, as a pooled one does
                     value = (await (await inner.execute("SELECT '[1]'::vector")).fetchone())[0]
-                    return len(value) if isinstance(value, Vector) else 0
+                    return value.dimensions() if isinstance(value, Vector) else 0
 
             return sum(await asyncio.gather(side(), side()))
 

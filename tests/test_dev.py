@@ -75,8 +75,8 @@ def test_cli_lists_its_commands():
 
 
 def test_function_modules_import_no_sdk_database_driver_or_parser():
-    heavy = ["openai", "anthropic", "groq", "psycopg", "boto3", "numpy", "tokenizers", "pypdf", "docx", "torch",
-             "joserfc", "cryptography"]
+    heavy = ["openai", "anthropic", "groq", "psycopg", "boto3", "numpy", "pgvector", "tokenizers", "pypdf", "docx",
+             "torch", "joserfc", "cryptography"]
     for path in sorted(API_DIR.glob("*.py")):
         code = (f"import sys, importlib; importlib.import_module('api.{path.stem}'); "
                 f"print([m for m in {heavy!r} if m in sys.modules])")
@@ -86,9 +86,9 @@ def test_function_modules_import_no_sdk_database_driver_or_parser():
 
 
 def test_health_cold_start_loads_no_event_loop_machinery_or_validation():
-    # health answers from a cold instance first: asyncio (~20-60 ms) and pydantic stay out of its import
+    # health answers from a cold instance first: asyncio (~20-60 ms), pydantic and numpy stay out of its import
     code = ("import sys, importlib; importlib.import_module('api.health'); "
-            "print([m for m in ('asyncio', 'pydantic', 'email', 'hashlib') if m in sys.modules])")
+            "print([m for m in ('asyncio', 'pydantic', 'email', 'hashlib', 'numpy', 'pgvector') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]", out.stdout

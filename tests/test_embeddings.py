@@ -177,3 +177,33 @@ def test_local_minilm_model_embeds_offline_with_meaning(database) -> None:
     assert result.dimensions == 384
     assert cosine(result.vectors[0], result.vectors[1]) > cosine(result.vectors[0], result.vectors[2])
 
+
+
+def test_base64_output_decodes_to_the_float_output(client) -> None:
+    import base64
+    import struct
+
+    texts = ["postgres connection pooling", "a recipe for banana bread"]
+    floats = client.post("/api/embeddings", json={"input": texts}).json()["data"]
+    encoded = client.post("/api/embeddings", json={"input": texts, "encoding_format": "base64"}).json()["data"]
+    for as_floats, as_base64 in zip(floats, encoded, strict=True):
+        raw = base64.b64decode(as_base64["embedding"])
+        assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == as_floats["embedding"]
+
+
+@pytest.mark.parametrize("values", [[0.5, float("nan")], [0.5, float("inf")]])
+def test_a_provider_answering_non_finite_numbers_is_a_bad_gateway_and_nothing_is_cached(
+        client, fake_provider, values) -> None:
+    import base64
+    import struct
+
+    answer = {"object": "list", "model": "fake", "usage": {"prompt_tokens": 1, "total_tokens": 1},
+              "data": [{"object": "embedding", "index": 0,
+                        "embedding": base64.b64encode(struct.pack("<2f", *values)).decode()}]}
+    fake_provider.queue(Reply(json=answer))
+    body = {"input": f"not a number: {values[1]}", "model": "openai/text-embedding-3-small"}
+    response = client.post("/api/embeddings", json=body)
+    assert response.status_code == 502, response.text
+    assert "finite" in response.json()["error"]["message"]
+    again = client.post("/api/embeddings", json=body)  # the fake's own answer this time: embedded anew
+    assert again.status_code == 200 and again.json()["cached"] == 0

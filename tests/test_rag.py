@@ -175,7 +175,8 @@ def test_hnsw_ef_search_is_the_setting_unless_the_request_sets_its_own(manuals) 
 def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
     """2,000 chunks, 12 of them `kind: faq`: HNSW alone would find almost none of them among its
     nearest neighbours; iterative scanning keeps going until top_k match."""
-    from lib.db.vector import Vector
+    from pgvector import Vector
+
     from lib.ingest.store import ensure_vector_index
     from lib.retrieval.search import SearchOptions, search
 

@@ -1,5 +1,6 @@
-"""pgvector's `vector` through the one adapter (`lib/db/vector.py`): parameters, binary COPY and
-results in text and binary, halfvec casts, what is refused, and the HNSW index still matching."""
+"""pgvector's `vector` and `halfvec` through pgvector-python's adapters, registered by
+`lib/db/vector.py`: parameters (pgvector types and numpy arrays), binary COPY and results in text
+and binary, halfvec casts, what is refused, and the HNSW index still matching."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import random
 import struct
 from dataclasses import replace
 
+import numpy as np
 import psycopg
 import pytest
+from pgvector import HalfVector, Vector
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lib import db
 from lib.config import get_settings
-from lib.db.vector import Vector
+from lib.db.vector import register_vector, to_vector
 from tests.conftest import run_async
 
 
@@ -35,20 +38,11 @@ def old_literal(values: list[float]) -> str:
     return "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
-# --- the value type --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("size", [0, 16_001])
-def test_refuses_sizes_pgvector_refuses(size: int) -> None:
-    with pytest.raises(ValueError, match=f"1 to 16000 dimensions, not {size}"):
-        Vector([0.5] * size)
-
-
-def test_is_a_sequence_of_its_values() -> None:
-    vector = Vector([1, 0.5, -2.0])
-    assert len(vector) == 3 and vector[1] == 0.5 and list(vector) == [1, 0.5, -2.0]
-    assert vector.tolist() == [1, 0.5, -2.0] and vector == Vector((1, 0.5, -2.0))
-    assert vector != [1, 0.5, -2.0]  # a Vector is not a list, whatever its values
+def test_to_vector_takes_any_sequence_of_floats() -> None:
+    expected = Vector([1.0, 0.5, -2.0])
+    for values in ([1, 0.5, -2.0], (1, 0.5, -2.0), np.array([1, 0.5, -2.0]), expected):
+        assert to_vector(values) == expected
+    assert to_vector(np.array([1, 0.5, -2.0], dtype=np.float64)).to_numpy().dtype == np.float32
 
 
 # --- parameters and results ------------------------------------------------------------------------
@@ -60,10 +54,13 @@ def test_parameters_and_results_round_trip_in_text_and_binary(database: str) -> 
     async def main():
         async with db.connect() as conn:
             vector = Vector(values)
-            cur = await conn.execute("SELECT %s::vector, %b::vector, %t::vector", (vector, vector, vector))
+            array = np.array(values, dtype=np.float32)
+            cur = await conn.execute("SELECT %s::vector, %b::vector, %t::vector, %s::vector",
+                                     (vector, vector, vector, array))
             text_results = await cur.fetchone()
             cur = conn.cursor(binary=True)
-            await cur.execute("SELECT %s::vector, %b::vector, %t::vector", (vector, vector, vector))
+            await cur.execute("SELECT %s::vector, %b::vector, %t::vector, %b::vector",
+                              (vector, vector, vector, array))
             binary_results = await cur.fetchone()
             # the server reads the adapter's values as it read the hand-formatted literals
             cur = await conn.execute("SELECT %s = %s::text::vector, %s = %s::text::vector",
@@ -74,8 +71,9 @@ def test_parameters_and_results_round_trip_in_text_and_binary(database: str) -> 
     text_results, binary_results, same_as_before = run_async(main)
     expected = Vector(float32(values))
     assert all(isinstance(v, Vector) for v in text_results + binary_results)
-    assert list(text_results) == [expected] * 3
-    assert list(binary_results) == [expected] * 3
+    assert list(text_results) == [expected] * 4
+    assert list(binary_results) == [expected] * 4
+    assert text_results[0].to_numpy().tolist() == float32(values)
     assert same_as_before == (True, True)
 
 
@@ -88,7 +86,7 @@ def test_arrays_of_vectors(database: str) -> None:
                                      (vectors,))
             return [row[0] for row in await cur.fetchall()]
 
-    assert run_async(main) == [Vector(float32(list(v))) for v in vectors]
+    assert run_async(main) == [Vector(float32(v.to_list())) for v in vectors]
 
 
 @pytest.mark.parametrize("placeholder", ["%b", "%t"])
@@ -104,6 +102,20 @@ def test_nan_and_infinity_are_refused_by_name(database: str, placeholder: str, v
         run_async(main)
 
 
+@pytest.mark.parametrize("placeholder", ["%b", "%t"])
+@pytest.mark.parametrize("size, message", [(0, "vector must have at least 1 dimension"),
+                                           (16_001, "vector cannot have more than 16000 dimensions")])
+def test_sizes_pgvector_cannot_hold_are_refused_by_name(database: str, placeholder: str, size: int,
+                                                       message: str) -> None:
+    async def main():
+        async with await db.open_connection(database) as conn:
+            await conn.execute(f"SELECT {placeholder}::vector", (Vector([0.5] * size),))
+
+    # the binary reader says "program limit exceeded" (SQLSTATE 54000) where the text one says "data"
+    with pytest.raises((psycopg.errors.DataError, psycopg.errors.ProgramLimitExceeded), match=message):
+        run_async(main)
+
+
 def test_wrong_dimensions_are_refused_by_the_typed_cast(database: str) -> None:
     async def main():
         async with db.connect() as conn:
@@ -115,7 +127,7 @@ def test_wrong_dimensions_are_refused_by_the_typed_cast(database: str) -> None:
 
 def test_halfvec_casts_read_as_the_text_literal_did(database: str) -> None:
     """Past 2,000 dimensions search casts the query to halfvec: a `Vector` cast there gives the
-    same half floats as the text literal parsed as halfvec, so no HalfVector is needed."""
+    same half floats as the text literal parsed as halfvec, as before the adapter."""
     samples = [sample(2048, seed, largest=4) for seed in range(5)]  # half floats end at 65,504
 
     async def main():
@@ -131,11 +143,32 @@ def test_halfvec_casts_read_as_the_text_literal_did(database: str) -> None:
         assert from_vector == from_literal
 
 
+def test_halfvec_parameters_and_results_round_trip_in_text_and_binary(database: str) -> None:
+    values = sample(2048, seed=7, largest=4)
+    half = [float(v) for v in np.array(values, dtype=np.float16)]
+
+    async def main():
+        async with db.connect() as conn:
+            results = []
+            for binary in (False, True):
+                cur = conn.cursor(binary=binary)
+                await cur.execute("SELECT %s::halfvec, %b::halfvec, %t::halfvec, %s::text::halfvec",
+                                  (HalfVector(values), HalfVector(values), HalfVector(values), old_literal(half)))
+                results.append(await cur.fetchone())
+            return results
+
+    for row in run_async(main):
+        assert all(isinstance(v, HalfVector) for v in row)
+        assert [v.to_list() for v in row] == [half] * 4
+
+
 # --- binary COPY ------------------------------------------------------------------------------------
 
 
 def test_binary_copy_round_trip(database: str) -> None:
-    rows = [(i, Vector(sample(384, seed=10 + i))) for i in range(20)]
+    # numpy rows, as ingestion writes them, and pgvector's own type
+    rows = [(i, np.array(sample(384, seed=10 + i), dtype=np.float32) if i % 2 else Vector(sample(384, seed=10 + i)))
+            for i in range(20)]
 
     async def main():
         async with db.connect() as conn:
@@ -152,7 +185,7 @@ def test_binary_copy_round_trip(database: str) -> None:
             return copied_out, await cur.fetchall()
 
     copied_out, selected = run_async(main)
-    expected = [(i, Vector(float32(list(v)))) for i, v in rows]
+    expected = [(i, Vector(float32(sample(384, seed=10 + i)))) for i in range(20)]
     assert copied_out == expected and selected == expected
 
 
@@ -247,7 +280,8 @@ def test_vector_search_can_use_the_models_hnsw_index(database: str, dimensions: 
 
 def test_a_fresh_database_gets_the_adapter_once_migrated(database: str) -> None:
     """Connections opened before the migrations that install pgvector are replaced, so the first
-    request on a new database can already pass vectors; raw connections get it too."""
+    request on a new database can already pass vectors; raw connections get it too. Before them,
+    registering finds no `vector` type and says so instead of failing."""
     name = f"{conninfo_to_dict(database)['dbname']}_fresh"
     fresh = make_conninfo(database, dbname=name)
     with psycopg.connect(database, autocommit=True) as admin:
@@ -256,6 +290,8 @@ def test_a_fresh_database_gets_the_adapter_once_migrated(database: str) -> None:
     settings = replace(get_settings(), database_url=fresh)
 
     async def main():
+        async with await psycopg.AsyncConnection.connect(fresh, autocommit=True) as conn:
+            assert await register_vector(conn) is False
         async with db.connect(settings) as conn:
             cur = await conn.execute("SELECT %s::vector", (Vector([0.25, 0.5]),))
             pooled = (await cur.fetchone())[0]

