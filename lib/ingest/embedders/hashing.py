@@ -7,7 +7,7 @@ it finds "postgres connection pooling" in a chunk that says those words, but it 
 synonyms and no meaning. It is the offline default so everything works without a key; use a real
 model (`local/all-minilm-l6-v2`, `openai/text-embedding-3-small`) for semantic search.
 
-Hashing the features is Python; adding them up and normalising is numpy, for the whole batch.
+Hashing and adding up the features is Python; normalising is numpy, for the whole batch.
 """
 
 from __future__ import annotations
@@ -32,20 +32,18 @@ def hash_vectors(texts: Sequence[str], dimensions: int) -> np.ndarray:
     """One L2-normalised float32 row per text."""
     import numpy as np
 
-    cells: list[int] = []  # row * dimensions + column, one per feature
-    weights: list[float] = []
+    matrix = np.zeros((len(texts), dimensions))
     for row, text in enumerate(texts):
         words = _WORD.findall(text.lower())
         features = Counter(words)
         features.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+        vector = [0.0] * dimensions  # a list: one item at a time is faster there than in an array
         for feature, count in features.items():
             digest = zlib.crc32(feature.encode())
             weight = 1.0 + math.log(count)
-            cells.append(row * dimensions + digest % dimensions)
             # the top bit picks the sign, so unrelated features cancel out instead of piling up
-            weights.append(-weight if digest & 0x80000000 else weight)
-    matrix = np.bincount(np.asarray(cells, dtype=np.int64), weights=np.asarray(weights, dtype=np.float64),
-                         minlength=len(texts) * dimensions).reshape(len(texts), dimensions)
+            vector[digest % dimensions] += -weight if digest & 0x80000000 else weight
+        matrix[row] = vector
     norms = np.linalg.norm(matrix, axis=1)
     empty = norms == 0.0
     matrix[empty, 0] = 1.0  # no words at all: a fixed unit vector, since a zero vector has no cosine
