@@ -306,3 +306,30 @@ def test_a_fresh_database_gets_the_adapter_once_migrated(database: str) -> None:
         db.forget_database(fresh)
         with psycopg.connect(database, autocommit=True) as admin:
             admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
+
+
+def round_trips(trace: str) -> int:
+    """Messages after which the client waits for the server: Sync ends an extended-protocol
+    statement, Query is a simple one (libpq trace lines: time, direction, length, message)."""
+    return sum(1 for line in trace.splitlines()
+               if line.split("\t")[1:2] == ["F"] and line.split("\t")[3:4] in (["Sync"], ["Query"]))
+
+
+def test_registration_is_one_round_trip_where_pgvector_python_takes_twelve(database: str, tmp_path) -> None:
+    """Every new pooled connection registers the types before its first request: one query. The
+    library's own `register_vector_async` fetches four types, each in a transaction of its own."""
+    from pgvector.psycopg import register_vector_async
+
+    async def traced(register) -> int:
+        async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
+            path = tmp_path / register.__module__
+            with path.open("w") as trace:
+                conn.pgconn.trace(trace.fileno())
+                await register(conn)
+                conn.pgconn.untrace()
+            cur = await conn.execute("SELECT %s::vector, %s::halfvec", (Vector([0.5]), HalfVector([0.5])))
+            assert await cur.fetchone() == (Vector([0.5]), HalfVector([0.5]))
+            return round_trips(path.read_text())
+
+    assert run_async(lambda: traced(register_vector)) == 1
+    assert run_async(lambda: traced(register_vector_async)) == 12
