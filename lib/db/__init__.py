@@ -11,8 +11,10 @@ capped by `DATABASE_POOL_WAIT_S`), and a pool whose every connection stayed busy
 already holds a connection never queues for another (a hybrid search's second side): that could
 wait forever on connections lent to tasks doing the same.
 
-Every connection, pooled or not (`open_connection`), knows pgvector's `vector` from the moment it
-opens (`lib/db/vector.py`), so callers pass `Vector` objects and never format vectors themselves.
+Every connection, pooled or not (`open_connection`), knows pgvector's `vector` and `halfvec` from
+the moment it opens: `lib/db/vector.py` registers pgvector-python's adapters with one catalogue
+query. Callers pass `pgvector.Vector`, `pgvector.HalfVector` or float32 numpy rows and never format
+vectors themselves; results load as pgvector's types.
 
 psycopg is imported inside the functions that need it, so importing a function module stays cheap.
 """
