@@ -9,7 +9,9 @@ Parameters may be `pgvector.Vector`, `pgvector.HalfVector` or a 1-D numpy array 
 `to_vector` makes a `Vector` of any sequence of floats. Parameters and binary COPY travel in
 pgvector's binary format; `vector` results load as `pgvector.Vector` and `halfvec` results as
 `pgvector.HalfVector`, in text and binary alike (`.to_numpy()`, `.to_list()`). NaN, infinity and
-more than 16,000 dimensions are refused by pgvector itself, by name, as a `DataError`.
+more than 16,000 dimensions are refused by pgvector itself, by name (a `DataError`; the binary
+reader's dimension limit is a `ProgramLimitExceeded`), so the embedders check providers' answers
+before they get this far (`lib/ingest/embedders/openai_wire.py`).
 
 This module imports psycopg at the top: import it only on paths that talk to the database.
 pgvector-python does not import numpy unless a numpy array is passed to it.
