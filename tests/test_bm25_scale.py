@@ -12,6 +12,7 @@ import pytest
 
 from lib import db
 from lib.config import Settings
+from lib.reindex import refresh_impacts
 from lib.retrieval.search import SearchOptions, keyword_ranking
 from tests.conftest import _admin_execute, _admin_url, _with_dbname
 from tests.conftest import run_async as run
@@ -87,11 +88,9 @@ def test_impacts_are_refreshed_when_the_average_length_drifts(database: str) -> 
             await add_document(conn, "drift", "short.txt", ["plum pear", "plum fig"])
             cur = await conn.execute("SELECT avgdl FROM bm25_basis WHERE namespace = 'drift'")
             first = (await cur.fetchone())[0]
-            cur = await conn.execute("SELECT refresh_bm25_impacts('drift', 1.2, 0.75, 0.1)")
-            untouched = (await cur.fetchone())[0]
+            untouched = (await refresh_impacts(conn, EXACT)).get("drift", 0)
             await add_document(conn, "drift", "long.txt", [" ".join(["plum", "kiwi", "lime", "sloe"] * 5)])
-            cur = await conn.execute("SELECT refresh_bm25_impacts('drift', 1.2, 0.75, 0.1)")
-            rewritten = (await cur.fetchone())[0]
+            rewritten = (await refresh_impacts(conn, EXACT)).get("drift", 0)
             cur = await conn.execute("SELECT avgdl FROM bm25_basis WHERE namespace = 'drift'")
             second = (await cur.fetchone())[0]
             cur = await conn.execute(
@@ -104,6 +103,41 @@ def test_impacts_are_refreshed_when_the_average_length_drifts(database: str) -> 
     assert first == 2.0 and untouched == 0
     # lengths 2, 2, 20 (four lexemes, five times each): avgdl 8, a drift of 300%
     assert rewritten > 0 and second == 8.0 and stale == 0
+
+
+def test_uploads_and_searches_succeed_while_impacts_are_refreshed(database: str) -> None:
+    """A refresh in progress (its basis switched, one batch of postings rewritten and not yet
+    committed) holds neither an upload nor a search back, even with a short lock timeout; when
+    it finishes, every impact is on the new basis and bounded search still equals exact."""
+    async def main():
+        async with db.connect() as conn, db.connect() as refresher:
+            await add_document(conn, "busy", "short.txt", ["plum pear", "plum fig", "pear fig plum"])
+            await add_document(conn, "busy", "long.txt", [" ".join(["plum", "kiwi", "lime", "sloe"] * 6)] * 3)
+            cur = await refresher.execute("SELECT bm25_refresh_begin('busy', 1.2, 0.75, 0.1)")
+            began = (await cur.fetchone())[0]
+            async with refresher.transaction():
+                cur = await refresher.execute("SELECT bm25_refresh_batch('busy', 0, 1000000000)")
+                rewritten = (await cur.fetchone())[0]
+                async with await db.open_connection(database) as other:
+                    await other.execute("SET lock_timeout = 300")  # a lock wait fails fast
+                    await add_document(other, "busy", "new.txt", ["kiwi plum lime", "pear sloe"])
+                    during = await keyword_ranking(other, "plum kiwi", SearchOptions(namespace="busy"), 5, BOUNDED)
+            await refresher.execute("SELECT bm25_refresh_finish('busy')")
+            cur = await conn.execute(
+                "SELECT count(*) FROM postings p JOIN terms t ON t.id = p.term_id JOIN bm25_basis b USING (namespace)"
+                " WHERE t.namespace = 'busy' AND p.impact <> bm25_impact(p.tf, p.length, b.avgdl, b.k1, b.b)")
+            stale = (await cur.fetchone())[0]
+            options = SearchOptions(namespace="busy")
+            after = await keyword_ranking(conn, "plum kiwi", options, 5, BOUNDED)
+            exact = await keyword_ranking(conn, "plum kiwi", options, 5, EXACT)
+        return began, rewritten, during, stale, after, exact
+
+    began, rewritten, during, stale, after, exact = run(main)
+    assert began and rewritten > 0
+    assert len(during) == 5  # the new document's chunks are searchable too
+    assert stale == 0
+    assert [c for c, _ in after] == [c for c, _ in exact]
+    assert [s for _, s in after] == pytest.approx([s for _, s in exact])
 
 
 def test_the_migration_upgrades_a_database_with_chunks_in_place(pg_template: str) -> None:

@@ -9,7 +9,7 @@ One invocation:
    invocation's jobs are taken again later) until the queue is empty or the time budget is spent;
 3. drops stale pending vectors, folds the BM25 statistics (`compact_keyword_stats()`) and
    recomputes the BM25 impacts of namespaces whose average chunk length drifted
-   (`refresh_bm25_impacts()`, past BM25_IMPACT_DRIFT).
+   (`refresh_impacts`, past BM25_IMPACT_DRIFT, in batches that never hold writers back).
 
 Model migration without downtime: `reembed` writes the new vectors into `pending_embeddings`;
 `switch_model` (claimable only once every `reembed` of its namespace is done) swaps them in for the
@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
 _PLAN_LOCK_ID = 7_347_120_030
+_REFRESH_LOCK_ID = 7_347_120_072  # one impact refresh at a time (session-level)
 LEASE_S = 300
+# Chunk ids whose postings one impact-refresh transaction rewrites (about 35 postings a chunk)
+REFRESH_SPAN = 2_000
 
 
 @dataclass
@@ -267,11 +270,39 @@ async def cleanup(conn: AsyncConnection, settings: Settings) -> int:
 async def refresh_impacts(conn: AsyncConnection, settings: Settings) -> dict[str, int]:
     """Recompute the BM25 impacts of each namespace whose avgdl moved more than BM25_IMPACT_DRIFT
     since they were computed, or whose k1 or b are not the deployment's any more. A stale basis
-    never makes keyword search wrong, only its bound looser (lib/retrieval/search.py)."""
-    cur = await conn.execute(
-        "SELECT namespace, refresh_bm25_impacts(namespace, %s, %s, %s) FROM bm25_basis ORDER BY namespace",
-        (settings.bm25_k1, settings.bm25_b, settings.bm25_impact_drift))
-    refreshed = {namespace: rewritten for namespace, rewritten in await cur.fetchall() if rewritten}
+    never makes keyword search wrong, only its bound looser (lib/retrieval/search.py).
+
+    In short transactions (072_bm25_refresh_batches.sql): the basis is switched only when no
+    writer of the namespace is in flight (else the next run tries again), then the postings are
+    rewritten REFRESH_SPAN chunk ids at a time, so uploads and searches never wait on a refresh
+    for longer than one batch. `conn` must not be inside a transaction."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_REFRESH_LOCK_ID,))
+    if not (await cur.fetchone())[0]:
+        return {}  # another invocation is refreshing
+    try:
+        return await _refresh_impacts(conn, settings)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_REFRESH_LOCK_ID,))
+
+
+async def _refresh_impacts(conn: AsyncConnection, settings: Settings) -> dict[str, int]:
+    cur = await conn.execute("SELECT namespace FROM bm25_basis ORDER BY namespace")
+    refreshed: dict[str, int] = {}
+    for (namespace,) in await cur.fetchall():
+        cur = await conn.execute("SELECT bm25_refresh_begin(%s, %s, %s, %s)",
+                                 (namespace, settings.bm25_k1, settings.bm25_b, settings.bm25_impact_drift))
+        if not (await cur.fetchone())[0]:
+            continue
+        after, rewritten = 0, 0
+        while True:
+            cur = await conn.execute("SELECT bm25_refresh_batch(%s, %s, %s)", (namespace, after, REFRESH_SPAN))
+            batch = (await cur.fetchone())[0]
+            if batch is None:
+                break
+            rewritten += batch
+            after += REFRESH_SPAN
+        await conn.execute("SELECT bm25_refresh_finish(%s)", (namespace,))
+        refreshed[namespace] = max(rewritten, 1)
     if refreshed:
         log("info", "bm25_impacts_refreshed", namespaces=refreshed)
     return refreshed

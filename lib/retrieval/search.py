@@ -146,7 +146,7 @@ WITH stats AS (
            greatest(sum(terms), 1)::float8 / greatest(sum(chunks), 1)::float8 AS avgdl
     FROM keyword_stats WHERE namespace = %(namespace)s
 )
-SELECT t.id, t.df, stats.n, stats.avgdl, b.avgdl, b.k1, b.b
+SELECT t.id, t.df, stats.n, stats.avgdl, b.avgdl, b.k1, b.b, b.prior_avgdl, b.prior_k1, b.prior_b
 FROM (
     SELECT d.id, term_df(d.id) AS df
     FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))) q
@@ -259,6 +259,10 @@ class QueryTerms:
     basis_avgdl: float | None
     basis_k1: float | None
     basis_b: float | None
+    # while an impact refresh is rewriting (072_bm25_refresh_batches.sql): the basis of the rest
+    prior_avgdl: float | None = None
+    prior_k1: float | None = None
+    prior_b: float | None = None
 
     @property
     def postings(self) -> int:
@@ -271,8 +275,7 @@ async def query_terms(conn: AsyncConnection, query: str, namespace: str) -> Quer
     if not rows:
         return None
     first = rows[0]
-    return QueryTerms([row[0] for row in rows], [row[1] for row in rows], first[2], first[3], first[4],
-                      first[5], first[6])
+    return QueryTerms([row[0] for row in rows], [row[1] for row in rows], *first[2:10])
 
 
 async def keyword_ranking(
@@ -317,9 +320,12 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     the depth reaches BM25_MAX_DEPTH."""
     limit = params["limit"]
     same_basis = (terms.basis_avgdl is not None and terms.basis_k1 == params["k1"]
-                  and terms.basis_b == params["b"])
-    # impacts were computed with the basis avgdl: a larger one now makes every part up to this much larger
-    drift = max(1.0, terms.avgdl / terms.basis_avgdl) if same_basis else math.inf
+                  and terms.basis_b == params["b"]
+                  and (terms.prior_avgdl is None or (terms.prior_k1 == params["k1"] and terms.prior_b == params["b"])))
+    # impacts were computed with the basis avgdl (or, mid-refresh, some with the prior one): a
+    # larger avgdl now makes every part up to this much larger
+    lowest = terms.basis_avgdl if terms.prior_avgdl is None else min(terms.basis_avgdl, terms.prior_avgdl)
+    drift = max(1.0, terms.avgdl / lowest) if same_basis else math.inf
     sql = BOUNDED_SQL.replace("{scope}", scope)
     depth = min(settings.bm25_max_depth, max(BOUNDED_START_DEPTH, 4 * limit))
     while True:

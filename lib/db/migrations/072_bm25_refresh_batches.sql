@@ -1,0 +1,84 @@
+-- BM25 impacts refreshed in small batches, never holding writers or readers back.
+--
+-- 071_bm25_postings.sql recomputed a namespace's impacts in one transaction under the exclusive
+-- advisory lock on its basis: at a million chunks that is minutes, and every upload to the
+-- namespace waited for the lock (failing at DATABASE_LOCK_TIMEOUT_MS), as did any write touching
+-- a posting the UPDATE had locked. Now the reindex cron (`lib/reindex.refresh_impacts`) runs:
+--
+-- 1. `bm25_refresh_begin`: takes the exclusive lock only if it is free at once (a try-lock never
+--    queues, so new writers never wait behind it), and switches the basis to the new avgdl, k1
+--    and b, keeping the old one as `prior_*`. Writers that start afterwards compute with the new
+--    basis; none was in flight (the try-lock proved it), so every older posting is committed.
+-- 2. `bm25_refresh_batch`, one short transaction per range of chunk ids: rewrites the impacts of
+--    those chunks' postings. Row locks are held for one batch only.
+-- 3. `bm25_refresh_finish`: every posting is on the new basis; `prior_*` is cleared.
+--
+-- Meanwhile a namespace's postings hold impacts of either basis. The bound of keyword search
+-- stays valid (lib/retrieval/search.py): with equal k1 and b it scales impacts by the current
+-- avgdl over the smaller of the two avgdl values; when k1 or b changed it proves nothing and the
+-- ranking is read to BM25_MAX_DEPTH, as for any basis other than the query's.
+
+ALTER TABLE bm25_basis
+    ADD COLUMN prior_avgdl float8,   -- set while a refresh is rewriting: the basis some postings still use
+    ADD COLUMN prior_k1    float8,
+    ADD COLUMN prior_b     float8;
+
+DROP FUNCTION refresh_bm25_impacts(text, float8, float8, float8);
+
+-- Start (or continue) a refresh of the namespace's impacts when its avgdl moved more than
+-- `drift` (a fraction) from the basis, or k1 or b changed. True: batches to run. False: nothing
+-- to do, or writers are in flight (the cron tries again on its next run).
+CREATE FUNCTION bm25_refresh_begin(ns text, new_k1 float8, new_b float8, drift float8) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    basis bm25_basis;
+    now_n bigint;
+    now_avgdl float8;
+BEGIN
+    SELECT * INTO basis FROM bm25_basis WHERE namespace = ns;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF basis.prior_avgdl IS NOT NULL THEN
+        RETURN true;  -- an earlier refresh stopped midway: finish it
+    END IF;
+    SELECT greatest(sum(chunks), 0), greatest(sum(terms), 1)::float8 / greatest(sum(chunks), 1)
+    INTO now_n, now_avgdl FROM keyword_stats WHERE namespace = ns;
+    IF abs(now_avgdl / basis.avgdl - 1) <= drift AND basis.k1 = new_k1 AND basis.b = new_b THEN
+        RETURN false;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(730070, hashtext(ns)) THEN
+        RETURN false;
+    END IF;
+    -- no writer in flight and none can start before this commits: read the statistics again
+    SELECT greatest(sum(chunks), 0), greatest(sum(terms), 1)::float8 / greatest(sum(chunks), 1)
+    INTO now_n, now_avgdl FROM keyword_stats WHERE namespace = ns;
+    UPDATE bm25_basis SET prior_avgdl = avgdl, prior_k1 = k1, prior_b = b,
+                          avgdl = now_avgdl, k1 = new_k1, b = new_b, chunks = now_n, computed_at = now()
+    WHERE namespace = ns;
+    RETURN true;
+END $$;
+
+-- Rewrite the impacts of the postings of the namespace's chunks with ids in (after, after + span].
+-- Returns the postings rewritten, or NULL past the last chunk (the refresh is done).
+CREATE FUNCTION bm25_refresh_batch(ns text, after bigint, span integer) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    basis bm25_basis;
+    rewritten bigint;
+BEGIN
+    IF after >= (SELECT coalesce(max(id), 0) FROM chunks) THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO basis FROM bm25_basis WHERE namespace = ns;
+    UPDATE postings p SET impact = bm25_impact(p.tf, p.length, basis.avgdl, basis.k1, basis.b)
+    FROM chunks c
+    WHERE c.id > after AND c.id <= after + span AND c.namespace = ns AND p.chunk_id = c.id
+      AND p.impact <> bm25_impact(p.tf, p.length, basis.avgdl, basis.k1, basis.b);
+    GET DIAGNOSTICS rewritten = ROW_COUNT;
+    RETURN rewritten;
+END $$;
+
+CREATE FUNCTION bm25_refresh_finish(ns text) RETURNS void LANGUAGE sql AS $$
+    UPDATE bm25_basis SET prior_avgdl = NULL, prior_k1 = NULL, prior_b = NULL WHERE namespace = ns;
+$$;
