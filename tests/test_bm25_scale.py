@@ -61,7 +61,9 @@ def test_bounded_ranking_returns_the_exact_top_results(database: str, query: str
     assert all(score == pytest.approx(dict(exact).get(chunk, score)) for chunk, score in shallow)
 
 
-def test_filters_apply_before_scoring_on_every_path(database: str) -> None:
+def test_filters_apply_before_scoring_on_every_path(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lib.retrieval import search
+
     async def main():
         async with db.connect() as conn:
             await load(conn, "grove", 400)
@@ -69,8 +71,13 @@ def test_filters_apply_before_scoring_on_every_path(database: str) -> None:
             faq = {row[0] for row in await cur.fetchall()}
             options = SearchOptions(namespace="grove", filter={"kind": "faq"})
             found = {}
-            for label, settings in (("exact", EXACT), ("bounded", BOUNDED)):
-                found[label] = await keyword_ranking(conn, "apple cherry", options, 10, settings)
+            # the scope (57 chunks) scored from the chunks, from a hashed scope (every posting, or
+            # in-scope heads), or past both caps with each posting's chunk checked
+            for caps in ((5000, 100_000), (10, 100_000), (10, 20)):
+                monkeypatch.setattr(search, "SCOPE_CAP", caps[0])
+                monkeypatch.setattr(search, "SCOPE_HASH_CAP", caps[1])
+                for label, settings in (("exact", EXACT), ("bounded", BOUNDED)):
+                    found[label, caps] = await keyword_ranking(conn, "apple cherry", options, 10, settings)
             # the unfiltered ranking, cut to the filter afterwards: what the filtered one must equal
             everything = await keyword_ranking(conn, "apple cherry", SearchOptions(namespace="grove"), 400, EXACT)
         return faq, found, everything
@@ -79,7 +86,7 @@ def test_filters_apply_before_scoring_on_every_path(database: str) -> None:
     expected = [(c, s) for c, s in everything if c in faq][:10]
     for ranking in found.values():
         assert [c for c, _ in ranking] == [c for c, _ in expected]
-        assert {c for c, _ in ranking} <= faq
+        assert [s for _, s in ranking] == pytest.approx([s for _, s in expected])
 
 
 def test_impacts_are_refreshed_when_the_average_length_drifts(database: str) -> None:

@@ -36,8 +36,9 @@ WITH tokens AS MATERIALIZED (
 lexemes AS MATERIALIZED (
     SELECT DISTINCT lexeme FROM tokens
 ),
-known AS (
-    SELECT d.id, d.lexeme FROM terms d JOIN lexemes l USING (lexeme) WHERE d.namespace = %(namespace)s
+known AS MATERIALIZED (
+    SELECT d.id, d.lexeme FROM terms d
+    WHERE d.namespace = %(namespace)s AND d.lexeme = ANY(ARRAY(SELECT lexeme FROM lexemes))
 ),
 added AS (
     INSERT INTO terms (namespace, lexeme)
@@ -109,6 +110,12 @@ def impact(tf: int, length: int, avgdl: float, k1: float, b: float) -> int:
     return min(32767, max(1, math.ceil(32767.0 * tf / (tf + k1 * (1 - b + b * length / avgdl)))))
 
 
+def _index_order(row: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
+    """The impact index's key (term_id, impact DESC, chunk_id): postings copied in this order
+    visit each of its leaf pages once (072_bm25_write_path.sql)."""
+    return row[0], -row[2], row[3]
+
+
 async def analyze_chunks(conn: AsyncConnection, namespace: str, texts: Sequence[str]) -> list[ChunkTerms]:
     """Each text's term ids and frequencies, in order; the namespace's dictionary learns the new
     lexemes (run outside a transaction, so they are committed at once)."""
@@ -154,10 +161,13 @@ async def add_postings(conn: AsyncConnection, namespace: str, chunk_ids: Sequenc
         return
     cur = await conn.execute(BASIS_SQL, {"namespace": namespace, "avgdl": total / indexed})
     avgdl, k1, b = await cur.fetchone()
+    rows = sorted(((term_id, tf, impact(tf, length, avgdl, k1, b), chunk_id, length)
+                   for term_id, tf, chunk_id, length in zip(term_ids, tfs, owners, lengths, strict=True)),
+                  key=_index_order)
     async with conn.cursor() as cursor, cursor.copy(COPY_POSTINGS) as copy:
         copy.set_types(["int4", "int2", "int2", "int8", "int4"])
-        for term_id, tf, chunk_id, length in zip(term_ids, tfs, owners, lengths, strict=True):
-            await copy.write_row((term_id, tf, impact(tf, length, avgdl, k1, b), chunk_id, length))
+        for row in rows:
+            await copy.write_row(row)
     change.chunks += indexed
     change.length += total
 

@@ -272,7 +272,7 @@ async def refresh_impacts(conn: AsyncConnection, settings: Settings) -> dict[str
     since they were computed, or whose k1 or b are not the deployment's any more. A stale basis
     never makes keyword search wrong, only its bound looser (lib/retrieval/search.py).
 
-    In short transactions (072_bm25_refresh_batches.sql): the basis is switched only when no
+    In short transactions (072_bm25_write_path.sql): the basis is switched only when no
     writer of the namespace is in flight (else the next run tries again), then the postings are
     rewritten REFRESH_SPAN chunk ids at a time, so uploads and searches never wait on a refresh
     for longer than one batch. `conn` must not be inside a transaction."""

@@ -180,15 +180,24 @@ ALL_POSTINGS = """postings_read AS (
     SELECT p.term_id, p.chunk_id, p.tf, p.length FROM postings p JOIN q USING (term_id) {scope}
 )"""
 
-# The chunks in scope first, then their postings of the query terms: a filter narrows the work
-# before any posting is scored. Capped: past the cap the filter is not selective enough to start from.
+# Every posting of every query term whose chunk is in the scope, the scope's ids hashed once.
+SCOPED_POSTINGS = """scope AS MATERIALIZED (
+    SELECT c.id FROM chunks c WHERE {where}
+),
+postings_read AS (
+    SELECT p.term_id, p.chunk_id, p.tf, p.length FROM postings p JOIN q USING (term_id)
+    WHERE p.chunk_id IN (SELECT id FROM scope)
+)"""
+
+# The chunks in scope first, then their postings of the query terms (the chunk index is
+# (chunk_id, term_id)): a filter narrows the work before any posting is scored.
 SCOPE_POSTINGS = """scope AS MATERIALIZED (
-    SELECT c.id FROM chunks c WHERE {where} LIMIT %(scope_cap)s + 1
+    SELECT c.id FROM chunks c WHERE {where}
 ),
 postings_read AS (
     SELECT p.term_id, p.chunk_id, p.tf, p.length
     FROM scope s JOIN postings p ON p.chunk_id = s.id
-    WHERE p.term_id = ANY(%(term_ids)s::integer[]) AND (SELECT count(*) FROM scope) <= %(scope_cap)s
+    WHERE p.term_id = ANY(%(term_ids)s::integer[])
 )"""
 
 # Bounded: each term's `depth` highest-impact postings (all of them when it has fewer), read from
@@ -201,7 +210,7 @@ postings_read AS (
 # terms (found by the chunk index). `bound` is the most any other chunk can score: when the k-th
 # contender scores at least that, the top k are exact.
 BOUNDED_SQL = """
-WITH q AS (
+WITH {scope_cte} q AS (
     SELECT term_id, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
     FROM unnest(%(term_ids)s::integer[], %(dfs)s::float8[]) AS q(term_id, df)
 ),
@@ -209,7 +218,7 @@ head AS MATERIALIZED (
     SELECT q.term_id, h.chunk_id, h.impact,
            q.idf * h.tf * (%(k1)s + 1) / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.length / %(avgdl)s)) AS part
     FROM q CROSS JOIN LATERAL (
-        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id
+        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id {head_scope}
         ORDER BY p.impact DESC LIMIT %(depth)s) h
 ),
 cut AS MATERIALIZED (
@@ -235,7 +244,8 @@ resolved AS (
     SELECT c.chunk_id, sum(q.idf * p.tf * (%(k1)s + 1)
                            / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avgdl)s))) AS score
     FROM contenders c
-    CROSS JOIN LATERAL (SELECT p.term_id, p.tf, p.length FROM postings p WHERE p.chunk_id = c.chunk_id OFFSET 0) p
+    CROSS JOIN LATERAL (SELECT p.term_id, p.tf, p.length FROM postings p
+                       WHERE p.chunk_id = c.chunk_id AND p.term_id = ANY(%(term_ids)s::integer[]) OFFSET 0) p
     JOIN q USING (term_id)
     GROUP BY c.chunk_id
 )
@@ -244,8 +254,19 @@ SELECT chunk_id, score,
                 (SELECT max(upper) FROM known WHERE chunk_id NOT IN (SELECT chunk_id FROM contenders))) AS bound
 FROM resolved ORDER BY score DESC, chunk_id LIMIT %(limit)s
 """
+# With a filter: up to SCOPE_CAP chunks in scope, their postings of the query terms are scored
+# (from the chunks); up to SCOPE_HASH_CAP, the query terms' postings are read and kept when their
+# chunk is in the scope (its ids hashed once), all of them or, for common terms, each term's
+# highest-impact postings in scope; past that, the heads are read unfiltered and each posting's
+# chunk is checked against the filter.
 SCOPE_CAP = 5_000
+SCOPE_HASH_CAP = 100_000
 BOUNDED_START_DEPTH = 2_000
+# The fewest in-scope postings a filtered head starts with (it reads about depth / selectivity)
+SCOPED_START_DEPTH = 100
+# Exact over a hashed scope while the query terms have at most this many times
+# BM25_EXACT_POSTINGS postings: index entries probed against a hash cost less than scoring them
+SCOPED_EXACT_FACTOR = 4
 
 
 @dataclass
@@ -259,7 +280,7 @@ class QueryTerms:
     basis_avgdl: float | None
     basis_k1: float | None
     basis_b: float | None
-    # while an impact refresh is rewriting (072_bm25_refresh_batches.sql): the basis of the rest
+    # while an impact refresh is rewriting (072_bm25_write_path.sql): the basis of the rest
     prior_avgdl: float | None = None
     prior_k1: float | None = None
     prior_b: float | None = None
@@ -291,33 +312,45 @@ async def keyword_ranking(
         return []
     params: dict[str, Any] = {"term_ids": terms.term_ids, "dfs": terms.dfs, "n": terms.n, "avgdl": terms.avgdl,
                               "k1": float(k1), "b": float(b), "limit": limit}
-    scope, scope_params = "", {}
-    if _is_filtered(options):
-        where, scope_params = scope_sql(options)
-        params.update(scope_params)
-        sql = BM25_SQL.format(postings=SCOPE_POSTINGS.replace("{where}", where))
-        cur = await conn.execute(sql, {**params, "scope_cap": SCOPE_CAP})
-        ranking = [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
-        if ranking or not await _scope_overflows(conn, where, scope_params):
-            return ranking
-        scope = "JOIN chunks c ON c.id = {alias}.chunk_id WHERE " + where
-    if terms.postings <= settings.bm25_exact_postings:
-        sql = BM25_SQL.format(postings=ALL_POSTINGS.replace("{scope}", scope.replace("{alias}", "p")))
-        cur = await conn.execute(sql, params)
-        return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
-    return await _bounded_ranking(conn, terms, params, scope.replace("{alias}", "h"), settings)
-
-
-async def _scope_overflows(conn: AsyncConnection, where: str, params: dict[str, Any]) -> bool:
+    if not _is_filtered(options):
+        if terms.postings <= settings.bm25_exact_postings:
+            return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", ""), params)
+        return await _bounded_ranking(conn, terms, params, "", "", BOUNDED_START_DEPTH, settings)
+    where, scope_params = scope_sql(options)
+    params.update(scope_params)
     cur = await conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT %(cap)s) s",
-                             {**params, "cap": SCOPE_CAP + 1})
-    return (await cur.fetchone())[0] > SCOPE_CAP
+                             {**scope_params, "cap": SCOPE_HASH_CAP + 1})
+    in_scope = (await cur.fetchone())[0]
+    if in_scope == 0:
+        return []
+    if in_scope <= SCOPE_CAP:
+        return await _exact_ranking(conn, SCOPE_POSTINGS.replace("{where}", where), params)
+    if in_scope <= SCOPE_HASH_CAP:
+        if terms.postings <= settings.bm25_exact_postings * SCOPED_EXACT_FACTOR:
+            return await _exact_ranking(conn, SCOPED_POSTINGS.replace("{where}", where), params)
+        # each term's best postings in scope: about depth * N / in_scope index entries read per term
+        depth = max(SCOPED_START_DEPTH, 4 * limit, round(BOUNDED_START_DEPTH * in_scope / max(terms.n, 1)))
+        scope_cte = f"scope AS MATERIALIZED (SELECT c.id FROM chunks c WHERE {where}),"
+        return await _bounded_ranking(conn, terms, params, "", "AND p.chunk_id IN (SELECT id FROM scope)", depth,
+                                      settings, scope_cte, scoped_heads=True)
+    if terms.postings <= settings.bm25_exact_postings:
+        scope = "JOIN chunks c ON c.id = p.chunk_id WHERE " + where
+        return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", scope), params)
+    return await _bounded_ranking(conn, terms, params, "JOIN chunks c ON c.id = h.chunk_id WHERE " + where, "",
+                                  BOUNDED_START_DEPTH, settings)
+
+
+async def _exact_ranking(conn: AsyncConnection, postings: str, params: dict[str, Any]) -> Ranking:
+    cur = await conn.execute(BM25_SQL.format(postings=postings), params)
+    return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
 
 
 async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any], scope: str,
-                           settings: Settings) -> Ranking:
+                           head_scope: str, start_depth: int, settings: Settings, scope_cte: str = "",
+                           scoped_heads: bool = False) -> Ranking:
     """Impact-ordered heads, deepened fourfold until the bound proves the top results exact or
-    the depth reaches BM25_MAX_DEPTH."""
+    the depth reaches BM25_MAX_DEPTH. `scope` filters the postings read (any chunk may still be
+    unseen); `head_scope` reads only in-scope postings, so the heads bound the scope alone."""
     limit = params["limit"]
     same_basis = (terms.basis_avgdl is not None and terms.basis_k1 == params["k1"]
                   and terms.basis_b == params["b"]
@@ -326,8 +359,8 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     # larger avgdl now makes every part up to this much larger
     lowest = terms.basis_avgdl if terms.prior_avgdl is None else min(terms.basis_avgdl, terms.prior_avgdl)
     drift = max(1.0, terms.avgdl / lowest) if same_basis else math.inf
-    sql = BOUNDED_SQL.replace("{scope}", scope)
-    depth = min(settings.bm25_max_depth, max(BOUNDED_START_DEPTH, 4 * limit))
+    sql = BOUNDED_SQL.replace("{scope_cte}", scope_cte).replace("{head_scope}", head_scope).replace("{scope}", scope)
+    depth = min(settings.bm25_max_depth, max(start_depth, 4 * limit))
     while True:
         cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift, "contenders": 4 * limit})
         rows = await cur.fetchall()
@@ -335,7 +368,7 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
         if rows:
             bound = float(rows[0][2])
         else:  # no candidate in scope: only exhausted lists prove there is none
-            bound = math.inf if scope else 0.0
+            bound = math.inf if scope and not scoped_heads else 0.0
         proven = bound == 0.0 or (len(ranking) == limit and ranking[-1][1] >= bound)
         if proven or depth >= settings.bm25_max_depth:
             if not proven:

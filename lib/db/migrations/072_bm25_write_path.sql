@@ -1,6 +1,20 @@
--- BM25 impacts refreshed in small batches, never holding writers or readers back.
+-- BM25 writes: postings inserted in the impact index's order, the term dictionary read through
+-- its index, and impacts refreshed in small batches that never hold writers or readers back.
 --
--- 071_bm25_postings.sql recomputed a namespace's impacts in one transaction under the exclusive
+-- Inserting postings. At a million chunks the impact index (term_id, impact DESC, chunk_id) is
+-- far larger than shared_buffers, and inserting a write's postings in chunk order put each one on
+-- a random leaf page: most of a 10,000-chunk write's time went to reading, dirtying and logging
+-- (a full-page image per page after each checkpoint) those leaves, several times each. Postings
+-- are now inserted sorted by that index's key, so a leaf page is visited once per write. A
+-- chunk's postings are then no longer side by side in the heap (only a document's are), so the
+-- chunk index becomes (chunk_id, term_id): rescoring a chunk, or scoring the chunks in a
+-- filter's scope, fetches only the postings of the query's terms.
+--
+-- The term dictionary is read with `lexeme = ANY(array)`, an index scan whatever the number of
+-- lexemes; joined to a CTE (estimated at 200 rows), the planner read the whole namespace's
+-- dictionary for every write, however small.
+--
+-- Refreshing impacts. 071_bm25_postings.sql recomputed a namespace's impacts in one transaction under the exclusive
 -- advisory lock on its basis: at a million chunks that is minutes, and every upload to the
 -- namespace waited for the lock (failing at DATABASE_LOCK_TIMEOUT_MS), as did any write touching
 -- a posting the UPDATE had locked. Now the reindex cron (`lib/reindex.refresh_impacts`) runs:
@@ -82,3 +96,58 @@ END $$;
 CREATE FUNCTION bm25_refresh_finish(ns text) RETURNS void LANGUAGE sql AS $$
     UPDATE bm25_basis SET prior_avgdl = NULL, prior_k1 = NULL, prior_b = NULL WHERE namespace = ns;
 $$;
+
+-- --- writing postings in index order ------------------------------------------------------------
+
+DROP INDEX postings_chunk_idx;
+CREATE INDEX postings_chunk_term_idx ON postings (chunk_id, term_id);
+
+CREATE OR REPLACE FUNCTION bm25_index_rows(ids bigint[], namespaces text[], texts text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    ns text;
+BEGIN
+    FOR ns IN SELECT DISTINCT n FROM unnest(namespaces) AS n ORDER BY 1 LOOP
+        WITH tokens AS MATERIALIZED (
+            SELECT r.id AS chunk_id, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
+            FROM unnest(ids, namespaces, texts) AS r(id, namespace, text),
+                 unnest(to_tsvector('english', r.text)) AS t
+            WHERE r.namespace = ns
+        ),
+        lengths AS MATERIALIZED (
+            SELECT chunk_id, sum(tf)::integer AS length FROM tokens GROUP BY chunk_id
+        ),
+        lexemes AS MATERIALIZED (
+            SELECT lexeme, count(*)::integer AS df FROM tokens GROUP BY lexeme
+        ),
+        known AS MATERIALIZED (
+            SELECT d.id, d.lexeme FROM terms d
+            WHERE d.namespace = ns AND d.lexeme = ANY(ARRAY(SELECT lexeme FROM lexemes))
+        ),
+        added AS (
+            INSERT INTO terms (namespace, lexeme)
+            SELECT ns, l.lexeme FROM lexemes l WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.lexeme = l.lexeme)
+            ORDER BY l.lexeme
+            ON CONFLICT (namespace, lexeme) DO UPDATE SET lexeme = excluded.lexeme
+            RETURNING id, lexeme
+        ),
+        ids AS MATERIALIZED (
+            SELECT id, lexeme FROM known UNION ALL SELECT id, lexeme FROM added
+        ),
+        basis AS MATERIALIZED (
+            SELECT * FROM bm25_basis_for(ns, (SELECT avg(length) FROM lengths))
+        ),
+        posted AS (
+            INSERT INTO postings (term_id, tf, impact, chunk_id, length)
+            SELECT i.id, k.tf, bm25_impact(k.tf, l.length, b.avgdl, b.k1, b.b), k.chunk_id, l.length
+            FROM tokens k JOIN lengths l USING (chunk_id) JOIN ids i USING (lexeme) CROSS JOIN basis b
+            ORDER BY 1, 3 DESC, 4  -- the impact index's order: each leaf page visited once
+        ),
+        counted AS (
+            INSERT INTO term_stats_delta (namespace, term_id, df)
+            SELECT ns, i.id, l.df FROM lexemes l JOIN ids i USING (lexeme)
+        )
+        INSERT INTO keyword_stats (namespace, chunks, terms)
+        SELECT ns, count(*), sum(length) FROM lengths HAVING count(*) > 0;
+        PERFORM fold_long_keyword_stats(ns);
+    END LOOP;
+END $$;
