@@ -8,6 +8,12 @@ they occur). Chunks are loaded with binary COPY, 10,000 per statement, and the t
 write the postings and statistics. The database (`bench_keyword_scale`) is kept between runs.
 
     .venv/bin/python bench/keyword_scale.py [--chunks 1000000] [--queries 200] [--json out.json]
+
+`--append-rounds N` also times writes at that scale, before and after the change to the BM25
+write path (072_bm25_write_path.sql): N rounds, each appending 10,000 more chunks of the same
+corpus twice in a transaction that is rolled back, once with the trigger function of
+071_bm25_postings.sql (postings inserted in chunk order) and once with the current one, the
+order alternating between rounds.
 """
 
 from __future__ import annotations
@@ -94,6 +100,48 @@ async def load(url: str, chunks: int) -> float:
     return time.perf_counter() - started
 
 
+def function_of(migration: str, name: str) -> str:
+    """The CREATE FUNCTION statement of `name` in a migration file."""
+    import re
+
+    text = (PROJECT_ROOT / "lib" / "db" / "migrations" / migration).read_text()
+    found = re.search(rf"CREATE (?:OR REPLACE )?FUNCTION {name}\(.*?\nEND \$\$;", text, re.S)
+    assert found, f"{name} not in {migration}"
+    return found.group(0).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
+async def append_rounds(url: str, chunks: int, rounds: int, batch: int = 10_000) -> list[dict]:
+    """Seconds to COPY `batch` more chunks (triggers writing postings), 071's function against the
+    current one, alternating, each write rolled back."""
+    from lib import db
+    from lib.ingest.store import copy_chunks
+
+    texts, _ = corpus(chunks)
+    old = function_of("071_bm25_postings.sql", "bm25_index_rows")
+    timings: dict[str, list[float]] = {"071 (chunk order)": [], "current": []}
+    async with await db.open_connection(url) as conn:
+        cur = await conn.execute("SELECT id FROM documents WHERE namespace = %s ORDER BY id LIMIT 1", (NAMESPACE,))
+        document = (await cur.fetchone())[0]
+        for number in range(rounds):
+            start = (number * batch) % (chunks - batch)
+            rows = [(document, NAMESPACE, 100_000 + i, texts[start + i], f"a{i}", 40, [], None, 0, 1,
+                     {"kind": "note"}, MODEL, None) for i in range(batch)]
+            variants = list(timings) if number % 2 == 0 else list(reversed(timings))
+            for variant in variants:
+                await conn.execute("BEGIN")
+                if variant != "current":
+                    await conn.execute(old)
+                started = time.perf_counter()
+                await copy_chunks(conn, rows)
+                timings[variant].append(time.perf_counter() - started)
+                await conn.execute("ROLLBACK")
+                print(f"  round {number + 1}: {variant} {timings[variant][-1]:.2f} s", file=sys.stderr)
+            await conn.execute("VACUUM postings")
+    return [{"write": variant, "median_s": round(statistics.median(values), 2),
+             "chunks_per_s": round(batch / statistics.median(values)), "runs": [round(v, 2) for v in values]}
+            for variant, values in timings.items()]
+
+
 async def measure(queries: int) -> list[dict]:
     import numpy as np
 
@@ -142,6 +190,12 @@ def markdown(report: dict) -> str:
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {r['run']} | {r['p50_ms']} ms | {r['p95_ms']} ms | {r['p99_ms']} ms |" for r in report["latency"]]
+    if report.get("append"):
+        lines += ["", f"Appending 10,000 chunks at this size (COPY, the triggers writing the keyword index, rolled "
+                  f"back), {len(report['append'][0]['runs'])} rounds alternating:", "",
+                  "| trigger function | median | chunks/s | each round |", "|---|---:|---:|---|"]
+        lines += [f"| {r['write']} | {r['median_s']} s | {r['chunks_per_s']:,} | "
+                  + ", ".join(f"{v}" for v in r["runs"]) + " |" for r in report["append"]]
     lines += ["", "On disk (heap, indexes and TOAST, MB): "
               + ", ".join(f"`{name}` {mb:,}" for name, mb in report["sizes_mb"].items()) + "."]
     return "\n".join(lines)
@@ -153,6 +207,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--rebuild", action="store_true", help="reload the data even if it is there")
+    parser.add_argument("--append-rounds", type=int, default=0, help="time appends: 071's writes against ours")
+    parser.add_argument("--no-queries", action="store_true", help="skip the latency runs")
     args = parser.parse_args()
     os.environ.setdefault("LOG_LEVEL", "warning")
     from pg import fresh_database, server_url, with_dbname
@@ -168,7 +224,9 @@ def main() -> None:
     os.environ["DATABASE_URL"] = url
     config.reset_settings()
     report = {"benchmark": "keyword_scale", "chunks": args.chunks, "queries": args.queries, "load_s": load_s,
-              "latency": asyncio.run(measure(args.queries))}
+              "latency": [] if args.no_queries else asyncio.run(measure(args.queries))}
+    if args.append_rounds:
+        report["append"] = asyncio.run(append_rounds(url, args.chunks, args.append_rounds))
     report["sizes_mb"] = asyncio.run(table_sizes(url))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -7,7 +7,8 @@ Two steps, so tokenizing never waits in the write transaction:
    dictionary (`terms`, committed at once: an unused term id is harmless), and returns each
    chunk's term ids and frequencies.
 2. Inside the write transaction (`lib/ingest/store.py`): `remove_postings` for the chunks being
-   replaced, `add_postings` for the new ones, and `settle_statistics` last: one `keyword_stats`
+   replaced, `add_postings` for the new ones (copied in the impact index's order, so each of its
+   leaf pages is visited once), and `settle_statistics` last: one `keyword_stats`
    delta row and one `term_stats_delta` row per term, with the document's net change. Appended
    rows lock nothing, so concurrent ingests sharing terms never wait for each other; the
    statistics are exact when the transaction commits.

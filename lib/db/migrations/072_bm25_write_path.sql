@@ -99,8 +99,9 @@ $$;
 
 -- --- writing postings in index order ------------------------------------------------------------
 
-DROP INDEX postings_chunk_idx;
+-- built before the old one is dropped: readers are held back (by DROP INDEX) only until commit
 CREATE INDEX postings_chunk_term_idx ON postings (chunk_id, term_id);
+DROP INDEX postings_chunk_idx;
 
 CREATE OR REPLACE FUNCTION bm25_index_rows(ids bigint[], namespaces text[], texts text[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
