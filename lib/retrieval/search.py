@@ -210,7 +210,7 @@ postings_read AS (
 # terms (found by the chunk index). `bound` is the most any other chunk can score: when the k-th
 # contender scores at least that, the top k are exact.
 BOUNDED_SQL = """
-WITH {scope_cte} q AS (
+WITH q AS (
     SELECT term_id, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
     FROM unnest(%(term_ids)s::integer[], %(dfs)s::float8[]) AS q(term_id, df)
 ),
@@ -218,7 +218,7 @@ head AS MATERIALIZED (
     SELECT q.term_id, h.chunk_id, h.impact,
            q.idf * h.tf * (%(k1)s + 1) / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.length / %(avgdl)s)) AS part
     FROM q CROSS JOIN LATERAL (
-        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id {head_scope}
+        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id
         ORDER BY p.impact DESC LIMIT %(depth)s) h
 ),
 cut AS MATERIALIZED (
@@ -255,18 +255,14 @@ SELECT chunk_id, score,
 FROM resolved ORDER BY score DESC, chunk_id LIMIT %(limit)s
 """
 # With a filter: up to SCOPE_CAP chunks in scope, their postings of the query terms are scored
-# (from the chunks); up to SCOPE_HASH_CAP, the query terms' postings are read and kept when their
-# chunk is in the scope (its ids hashed once), all of them or, for common terms, each term's
-# highest-impact postings in scope; past that, the heads are read unfiltered and each posting's
-# chunk is checked against the filter.
+# (from the chunks). Up to SCOPE_HASH_CAP, while the query terms have at most SCOPED_EXACT_FACTOR
+# times BM25_EXACT_POSTINGS postings, every one is read from the impact index and kept when its
+# chunk is in the scope (the scope's ids hashed once): exact. Otherwise the query is scored as
+# without a filter, each posting read checked against it.
 SCOPE_CAP = 5_000
 SCOPE_HASH_CAP = 100_000
-BOUNDED_START_DEPTH = 2_000
-# The fewest in-scope postings a filtered head starts with (it reads about depth / selectivity)
-SCOPED_START_DEPTH = 100
-# Exact over a hashed scope while the query terms have at most this many times
-# BM25_EXACT_POSTINGS postings: index entries probed against a hash cost less than scoring them
 SCOPED_EXACT_FACTOR = 4
+BOUNDED_START_DEPTH = 2_000
 
 
 @dataclass
@@ -315,29 +311,24 @@ async def keyword_ranking(
     if not _is_filtered(options):
         if terms.postings <= settings.bm25_exact_postings:
             return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", ""), params)
-        return await _bounded_ranking(conn, terms, params, "", "", BOUNDED_START_DEPTH, settings)
+        return await _bounded_ranking(conn, terms, params, "", settings)
     where, scope_params = scope_sql(options)
     params.update(scope_params)
+    hashable = terms.postings <= settings.bm25_exact_postings * SCOPED_EXACT_FACTOR
+    cap = SCOPE_HASH_CAP if hashable else SCOPE_CAP  # count no further than a path needs
     cur = await conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT %(cap)s) s",
-                             {**scope_params, "cap": SCOPE_HASH_CAP + 1})
+                             {**scope_params, "cap": cap + 1})
     in_scope = (await cur.fetchone())[0]
     if in_scope == 0:
         return []
     if in_scope <= SCOPE_CAP:
         return await _exact_ranking(conn, SCOPE_POSTINGS.replace("{where}", where), params)
-    if in_scope <= SCOPE_HASH_CAP:
-        if terms.postings <= settings.bm25_exact_postings * SCOPED_EXACT_FACTOR:
-            return await _exact_ranking(conn, SCOPED_POSTINGS.replace("{where}", where), params)
-        # each term's best postings in scope: about depth * N / in_scope index entries read per term
-        depth = max(SCOPED_START_DEPTH, 4 * limit, round(BOUNDED_START_DEPTH * in_scope / max(terms.n, 1)))
-        scope_cte = f"scope AS MATERIALIZED (SELECT c.id FROM chunks c WHERE {where}),"
-        return await _bounded_ranking(conn, terms, params, "", "AND p.chunk_id IN (SELECT id FROM scope)", depth,
-                                      settings, scope_cte, scoped_heads=True)
+    if hashable and in_scope <= SCOPE_HASH_CAP:
+        return await _exact_ranking(conn, SCOPED_POSTINGS.replace("{where}", where), params)
     if terms.postings <= settings.bm25_exact_postings:
         scope = "JOIN chunks c ON c.id = p.chunk_id WHERE " + where
         return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", scope), params)
-    return await _bounded_ranking(conn, terms, params, "JOIN chunks c ON c.id = h.chunk_id WHERE " + where, "",
-                                  BOUNDED_START_DEPTH, settings)
+    return await _bounded_ranking(conn, terms, params, "JOIN chunks c ON c.id = h.chunk_id WHERE " + where, settings)
 
 
 async def _exact_ranking(conn: AsyncConnection, postings: str, params: dict[str, Any]) -> Ranking:
@@ -346,11 +337,9 @@ async def _exact_ranking(conn: AsyncConnection, postings: str, params: dict[str,
 
 
 async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any], scope: str,
-                           head_scope: str, start_depth: int, settings: Settings, scope_cte: str = "",
-                           scoped_heads: bool = False) -> Ranking:
+                           settings: Settings) -> Ranking:
     """Impact-ordered heads, deepened fourfold until the bound proves the top results exact or
-    the depth reaches BM25_MAX_DEPTH. `scope` filters the postings read (any chunk may still be
-    unseen); `head_scope` reads only in-scope postings, so the heads bound the scope alone."""
+    the depth reaches BM25_MAX_DEPTH."""
     limit = params["limit"]
     same_basis = (terms.basis_avgdl is not None and terms.basis_k1 == params["k1"]
                   and terms.basis_b == params["b"]
@@ -359,8 +348,8 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     # larger avgdl now makes every part up to this much larger
     lowest = terms.basis_avgdl if terms.prior_avgdl is None else min(terms.basis_avgdl, terms.prior_avgdl)
     drift = max(1.0, terms.avgdl / lowest) if same_basis else math.inf
-    sql = BOUNDED_SQL.replace("{scope_cte}", scope_cte).replace("{head_scope}", head_scope).replace("{scope}", scope)
-    depth = min(settings.bm25_max_depth, max(start_depth, 4 * limit))
+    sql = BOUNDED_SQL.replace("{scope}", scope)
+    depth = min(settings.bm25_max_depth, max(BOUNDED_START_DEPTH, 4 * limit))
     while True:
         cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift, "contenders": 4 * limit})
         rows = await cur.fetchall()
@@ -368,7 +357,7 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
         if rows:
             bound = float(rows[0][2])
         else:  # no candidate in scope: only exhausted lists prove there is none
-            bound = math.inf if scope and not scoped_heads else 0.0
+            bound = math.inf if scope else 0.0
         proven = bound == 0.0 or (len(ranking) == limit and ranking[-1][1] >= bound)
         if proven or depth >= settings.bm25_max_depth:
             if not proven:
