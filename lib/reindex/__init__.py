@@ -293,7 +293,9 @@ async def _refresh_impacts(conn: AsyncConnection, settings: Settings) -> dict[st
                                  (namespace, settings.bm25_k1, settings.bm25_b, settings.bm25_impact_drift))
         if not (await cur.fetchone())[0]:
             continue
-        after, rewritten = 0, 0
+        cur = await conn.execute("SELECT coalesce(refreshed_through, 0) FROM bm25_basis WHERE namespace = %s",
+                                 (namespace,))
+        after, rewritten = (await cur.fetchone())[0], 0
         while True:
             cur = await conn.execute("SELECT bm25_refresh_batch(%s, %s, %s)", (namespace, after, REFRESH_SPAN))
             batch = (await cur.fetchone())[0]

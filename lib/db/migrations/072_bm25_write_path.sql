@@ -24,7 +24,8 @@
 --    and b, keeping the old one as `prior_*`. Writers that start afterwards compute with the new
 --    basis; none was in flight (the try-lock proved it), so every older posting is committed.
 -- 2. `bm25_refresh_batch`, one short transaction per range of chunk ids: rewrites the impacts of
---    those chunks' postings. Row locks are held for one batch only.
+--    those chunks' postings. Row locks are held for one batch only. `refreshed_through` records
+--    the progress, so a cron run stopped midway is resumed by the next.
 -- 3. `bm25_refresh_finish`: every posting is on the new basis; `prior_*` is cleared.
 --
 -- Meanwhile a namespace's postings hold impacts of either basis. The bound of keyword search
@@ -35,7 +36,8 @@
 ALTER TABLE bm25_basis
     ADD COLUMN prior_avgdl float8,   -- set while a refresh is rewriting: the basis some postings still use
     ADD COLUMN prior_k1    float8,
-    ADD COLUMN prior_b     float8;
+    ADD COLUMN prior_b     float8,
+    ADD COLUMN refreshed_through bigint;  -- chunk ids up to this one rewritten (a stopped refresh resumes there)
 
 DROP FUNCTION refresh_bm25_impacts(text, float8, float8, float8);
 
@@ -68,7 +70,8 @@ BEGIN
     SELECT greatest(sum(chunks), 0), greatest(sum(terms), 1)::float8 / greatest(sum(chunks), 1)
     INTO now_n, now_avgdl FROM keyword_stats WHERE namespace = ns;
     UPDATE bm25_basis SET prior_avgdl = avgdl, prior_k1 = k1, prior_b = b,
-                          avgdl = now_avgdl, k1 = new_k1, b = new_b, chunks = now_n, computed_at = now()
+                          avgdl = now_avgdl, k1 = new_k1, b = new_b, chunks = now_n, computed_at = now(),
+                          refreshed_through = 0
     WHERE namespace = ns;
     RETURN true;
 END $$;
@@ -90,11 +93,13 @@ BEGIN
     WHERE c.id > after AND c.id <= after + span AND c.namespace = ns AND p.chunk_id = c.id
       AND p.impact <> bm25_impact(p.tf, p.length, basis.avgdl, basis.k1, basis.b);
     GET DIAGNOSTICS rewritten = ROW_COUNT;
+    UPDATE bm25_basis SET refreshed_through = greatest(refreshed_through, after + span) WHERE namespace = ns;
     RETURN rewritten;
 END $$;
 
 CREATE FUNCTION bm25_refresh_finish(ns text) RETURNS void LANGUAGE sql AS $$
-    UPDATE bm25_basis SET prior_avgdl = NULL, prior_k1 = NULL, prior_b = NULL WHERE namespace = ns;
+    UPDATE bm25_basis SET prior_avgdl = NULL, prior_k1 = NULL, prior_b = NULL, refreshed_through = NULL
+    WHERE namespace = ns;
 $$;
 
 -- --- writing postings in index order ------------------------------------------------------------
