@@ -11,11 +11,11 @@
 -- filter's scope, fetches only the postings of the query's terms.
 --
 -- The term dictionary is read with `lexeme = ANY(array)`, an index scan whatever the number of
--- lexemes; joined to a CTE (estimated at 200 rows), the planner read the whole namespace's
--- dictionary for every write, however small.
+-- lexemes; joined to a CTE (estimated at 200 rows), a large write read the namespace's whole
+-- dictionary (a sequential scan) instead.
 --
--- Refreshing impacts. 071_bm25_postings.sql recomputed a namespace's impacts in one transaction under the exclusive
--- advisory lock on its basis: at a million chunks that is minutes, and every upload to the
+-- Refreshing impacts. 071_bm25_postings.sql recomputed a namespace's impacts in one transaction
+-- under the exclusive advisory lock on its basis: at a million chunks that is minutes, and every upload to the
 -- namespace waited for the lock (failing at DATABASE_LOCK_TIMEOUT_MS), as did any write touching
 -- a posting the UPDATE had locked. Now the reindex cron (`lib/reindex.refresh_impacts`) runs:
 --
