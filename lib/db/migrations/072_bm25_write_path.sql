@@ -15,9 +15,9 @@
 -- dictionary (a sequential scan) instead.
 --
 -- Refreshing impacts. 071_bm25_postings.sql recomputed a namespace's impacts in one transaction
--- under the exclusive advisory lock on its basis: at a million chunks that is minutes, and every upload to the
--- namespace waited for the lock (failing at DATABASE_LOCK_TIMEOUT_MS), as did any write touching
--- a posting the UPDATE had locked. Now the reindex cron (`lib/reindex.refresh_impacts`) runs:
+-- under the exclusive advisory lock on its basis: at a million chunks that is minutes, and every
+-- upload to the namespace waited for the lock (failing at DATABASE_LOCK_TIMEOUT_MS), as did any
+-- write touching a posting the UPDATE had locked. Now the reindex cron (`lib/reindex.refresh_impacts`) runs:
 --
 -- 1. `bm25_refresh_begin`: takes the exclusive lock only if it is free at once (a try-lock never
 --    queues, so new writers never wait behind it), and switches the basis to the new avgdl, k1
@@ -37,7 +37,7 @@ ALTER TABLE bm25_basis
     ADD COLUMN prior_avgdl float8,   -- set while a refresh is rewriting: the basis some postings still use
     ADD COLUMN prior_k1    float8,
     ADD COLUMN prior_b     float8,
-    ADD COLUMN refreshed_through bigint;  -- chunk ids up to this one rewritten (a stopped refresh resumes there)
+    ADD COLUMN refreshed_through bigint;  -- chunk ids rewritten so far (a stopped refresh resumes)
 
 DROP FUNCTION refresh_bm25_impacts(text, float8, float8, float8);
 
