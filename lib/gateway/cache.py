@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
+from random import Random
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ ON CONFLICT (cache_key) DO UPDATE
 SET model = EXCLUDED.model, response = EXCLUDED.response, created_at = now(), expires_at = EXCLUDED.expires_at
 """
 _FORGET_EXPIRED = "DELETE FROM response_cache WHERE expires_at < now()"
+
+# Our own generator: drawing from the global one would change the state an application seeded.
+_coin = Random()
 
 
 def cache_key(parts: dict[str, Any]) -> str:
@@ -40,5 +43,5 @@ async def store_response(conn: AsyncConnection, key: str, model: str, response: 
     from psycopg.types.json import Jsonb
 
     await conn.execute(_PUT, {"key": key, "model": model, "response": Jsonb(response), "ttl": ttl_s})
-    if random.random() < 0.05:
+    if _coin.random() < 0.05:
         await conn.execute(_FORGET_EXPIRED)

@@ -48,10 +48,12 @@ class RetryPolicy:
         """Seconds to wait before retry `retry_number` (1-based)."""
         if retry_after_s is not None:
             return min(max(0.0, retry_after_s), self.max_wait_s)
-        import random  # not at module top: it costs a cold start ~4 ms, and only a retry needs it
+        from random import Random  # not at module top: it costs a cold start ~4 ms, and only a retry needs it
 
         ceiling = min(self.max_wait_s, self.base_delay_s * (2 ** (retry_number - 1)))
-        return random.uniform(0, ceiling)  # full jitter: spreads out instances retrying together
+        # full jitter: spreads out instances retrying together; a generator of our own, so the
+        # application's global random state is left as it seeded it
+        return Random().uniform(0, ceiling)
 
 
 @dataclass(frozen=True)

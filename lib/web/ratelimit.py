@@ -8,7 +8,7 @@ keys and users (`lib/gateway/ratelimit.py`) with the same window.
 from __future__ import annotations
 
 import math
-import random
+from random import Random
 from typing import TYPE_CHECKING
 
 from lib import errors
@@ -25,12 +25,15 @@ RETURNING requests, extract(epoch FROM window_start + interval '1 minute' - now(
 """
 _FORGET_OLD = "DELETE FROM rate_limit_windows WHERE window_start < now() - interval '10 minutes'"
 
+# Our own generator: drawing from the global one would change the state an application seeded.
+_coin = Random()
+
 
 async def count_request(conn: AsyncConnection, subject: str) -> tuple[int, int]:
     """Count one request for `subject`: (requests in this minute, whole seconds until the next)."""
     cur = await conn.execute(_COUNT, {"subject": subject})
     count, seconds_left = await cur.fetchone()
-    if random.random() < 0.02:  # keep the table small without a scheduled job
+    if _coin.random() < 0.02:  # keep the table small without a scheduled job
         await conn.execute(_FORGET_OLD)
     return count, max(1, math.ceil(float(seconds_left)))
 
