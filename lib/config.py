@@ -254,7 +254,16 @@ class Settings:
     history_tokens: int = setting("HISTORY_TOKENS", 2000, whole())
     bm25_k1: float = setting("BM25_K1", 1.2, number())
     bm25_b: float = setting("BM25_B", 0.75, number(at_most=1.0))
-    hnsw_ef_search: int = setting("HNSW_EF_SEARCH", 200, whole(at_least=1))
+    # None: by the size of the model's index (lib/ingest/vector_index.py: 200 up to 2M chunks)
+    hnsw_ef_search: int | None = setting("HNSW_EF_SEARCH", None, whole(at_least=1))
+    # how new HNSW indexes store vectors: halfvec (2 bytes a dimension) or vector (4)
+    vector_index_storage: str = setting("VECTOR_INDEX_STORAGE", "halfvec", one_of("halfvec", "vector"))
+    # 0: off; R: a binary-quantized HNSW first pass of R times the candidates, re-ranked exactly
+    vector_binary_rerank: int = setting("VECTOR_BINARY_RERANK", 0, whole())
+    # maintenance_work_mem of an index build, at most this (and no more than the build needs)
+    vector_index_build_memory_mb: int = setting("VECTOR_INDEX_BUILD_MEMORY_MB", 2048, whole(at_least=64))
+    # the reindex cron (re)builds the indexes of models up to this many chunks; larger: the CLI
+    vector_index_cron_max_chunks: int = setting("VECTOR_INDEX_CRON_MAX_CHUNKS", 250_000, whole())
     # keyword queries whose terms have at most this many postings in all are scored exhaustively;
     # longer ones read each term's postings in impact order, at most BM25_MAX_DEPTH per term
     bm25_exact_postings: int = setting("BM25_EXACT_POSTINGS", 20_000, whole())

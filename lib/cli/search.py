@@ -1,5 +1,6 @@
-"""`python -m lib.cli search "question" --namespace NS` and `python -m lib.cli reindex`: retrieval and
-the reindex cron from the command line (the same code the functions run)."""
+"""`python -m lib.cli search "question" --namespace NS`, `python -m lib.cli reindex` and
+`python -m lib.cli vector-index`: retrieval, the reindex cron and the HNSW index builds too long
+for it, from the command line (the same code the functions run)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,19 @@ def _reindex(args: Any) -> int:
     reports = asyncio.run(main())
     print(json.dumps(reports[-1] if len(reports) == 1 else reports, indent=2))
     return 0
+
+
+def _configure_vector_index(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", default=[], help="only this embedding model (repeatable)")
+    parser.add_argument("--force", action="store_true", help="rebuild even an index that matches its settings")
+
+
+@command("vector-index", "build or rebuild the models' HNSW indexes now, however large, the old ones serving meanwhile",
+         _configure_vector_index)
+def _vector_index(args: Any) -> int:
+    from lib.config import get_settings
+    from lib.ingest.vector_index import maintain_vector_indexes
+
+    changes = asyncio.run(maintain_vector_indexes(get_settings(), models=args.model or None, force=args.force))
+    print(json.dumps([change.to_json() for change in changes], indent=2))
+    return 1 if any(change.action in ("failed", "timed_out") for change in changes) else 0

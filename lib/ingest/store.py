@@ -16,9 +16,9 @@ are exact at commit. Identical bytes, model and chunking for the same
 (namespace, source) return `unchanged` without extracting anything. A changed document re-embeds
 only the chunks whose text changed: the others are embedding-cache hits.
 
-Each embedding model gets a partial HNSW index on first use (`vector_index_sql`):
-`(embedding::vector(D)) vector_cosine_ops WHERE embedding_model = '<model>'`, or `halfvec(D)` for
-2,001-4,000 dimensions (pgvector's HNSW limit for `vector` is 2,000).
+Each embedding model gets a partial HNSW index on first use (`ensure_vector_index`, in
+lib/ingest/vector_index.py with its storage, its parameters by size and its rebuilds):
+`(embedding::vector(D)) vector_cosine_ops WHERE embedding_model = '<model>'`, or `halfvec(D)`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import inspect
 import json
-import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,12 @@ from lib.ingest.keywords import (
     remove_postings,
     settle_statistics,
 )
+from lib.ingest.vector_index import (  # noqa: F401 - the index's names, as callers knew them here
+    ensure_vector_index,
+    indexed_vector_type,
+    vector_index_name,
+    vector_index_sql,
+)
 from lib.logs import log
 
 if TYPE_CHECKING:
@@ -56,11 +61,8 @@ if TYPE_CHECKING:
 # progress(stage, fields): stages extract, chunk, embed (per batch), write, done
 OnProgress = Callable[[str, dict[str, Any]], Awaitable[None]]
 
-MAX_VECTOR_INDEX_DIMS = 2000
 # Chunks embedded per step: a document of more is written slice by slice while the next is embedded
 EMBED_SLICE = 500
-MAX_HALFVEC_INDEX_DIMS = 4000
-_INDEX_LOCK = 7_347_120_021
 
 
 @dataclass(frozen=True)
@@ -124,29 +126,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --- the vector index per model ------------------------------------------------------------------
-
-
-def vector_index_name(model: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:36]
-    return f"chunks_hnsw_{slug}_{hashlib.sha1(model.encode()).hexdigest()[:8]}"
-
-
-def indexed_vector_type(dimensions: int) -> str:
-    """The type a model's vectors are cast to in its HNSW index, and so in every query that
-    should use that index: `vector` up to 2,000 dimensions, `halfvec` up to 4,000."""
-    return "vector" if dimensions <= MAX_VECTOR_INDEX_DIMS else "halfvec"
-
-
-def vector_index_sql(model: str, dimensions: int) -> str | None:
-    """The CREATE INDEX for one model's chunks, or None past pgvector's HNSW limits."""
-    if dimensions > MAX_HALFVEC_INDEX_DIMS:
-        return None
-    kind = indexed_vector_type(dimensions)
-    expression, ops = f"(embedding::{kind}({dimensions}))", f"{kind}_cosine_ops"
-    literal = "'" + model.replace("'", "''") + "'"
-    return (f"CREATE INDEX IF NOT EXISTS {vector_index_name(model)} ON chunks USING hnsw"
-            f" ({expression} {ops}) WHERE embedding_model = {literal}")
+# --- the vector index per model: lib/ingest/vector_index.py -----------------------------------
 
 
 async def namespace_model(conn: AsyncConnection, namespace: str) -> str | None:
@@ -156,25 +136,6 @@ async def namespace_model(conn: AsyncConnection, namespace: str) -> str | None:
         " GROUP BY embedding_model ORDER BY count(*) DESC, embedding_model LIMIT 1", (namespace,))
     row = await cur.fetchone()
     return row[0] if row else None
-
-
-async def ensure_vector_index(conn: AsyncConnection, model: str, dimensions: int) -> bool:
-    """Create the model's HNSW index if it is missing. Returns True when it was created now.
-
-    Runs before the write transaction, in its own, under an advisory lock so two instances
-    meeting a new model at once do not race on the catalog.
-    """
-    statement = vector_index_sql(model, dimensions)
-    if statement is None:
-        return False
-    cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (vector_index_name(model),))
-    if (await cur.fetchone())[0]:
-        return False
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INDEX_LOCK,))
-        await conn.execute(statement)
-    log("info", "vector_index_created", model=model, dimensions=dimensions)
-    return True
 
 
 # --- binary COPY of chunks -----------------------------------------------------------------------
@@ -321,7 +282,7 @@ async def ingest_document(
             "token_count": tokens, "chunking": json.dumps(chunking),
         }
         async with db.connect(settings) as conn:
-            await ensure_vector_index(conn, spec.name, dims)
+            await ensure_vector_index(conn, spec.name, dims, settings)
             document_id, version, status = await store_document(conn, fields, chunks, vectors(), analysis)
             if status == "unchanged":  # a concurrent upload of the same bytes got there first
                 row = await _find(conn, namespace, source)

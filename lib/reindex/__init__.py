@@ -9,7 +9,12 @@ One invocation:
    invocation's jobs are taken again later) until the queue is empty or the time budget is spent;
 3. drops stale pending vectors, folds the BM25 statistics (`compact_keyword_stats()`) and
    recomputes the BM25 impacts of namespaces whose average chunk length drifted
-   (`refresh_impacts`, past BM25_IMPACT_DRIFT, in batches that never hold writers back).
+   (`refresh_impacts`, past BM25_IMPACT_DRIFT, in batches that never hold writers back);
+4. with the time left, (re)builds the HNSW index of each model whose size class or storage
+   changed, concurrently, the old index serving until the new one replaces it
+   (`lib.ingest.vector_index.maintain_vector_indexes`), for models of at most
+   VECTOR_INDEX_CRON_MAX_CHUNKS chunks; larger ones are reported `due` for the operator's
+   `python -m lib.cli vector-index`.
 
 Model migration without downtime: `reembed` writes the new vectors into `pending_embeddings`;
 `switch_model` (claimable only once every `reembed` of its namespace is done) swaps them in for the
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import db
 from lib.config import Settings
+from lib.ingest.vector_index import maintain_vector_indexes
 from lib.logs import log
 from lib.observe.upkeep import run_upkeep
 
@@ -36,6 +42,7 @@ _REFRESH_LOCK_ID = 7_347_120_072  # one impact refresh at a time (session-level)
 LEASE_S = 300
 # Chunk ids whose postings one impact-refresh transaction rewrites (about 35 postings a chunk)
 REFRESH_SPAN = 2_000
+INDEX_BUILD_MIN_S = 5.0  # time left below which a run does not look at the vector indexes
 
 
 @dataclass
@@ -57,6 +64,7 @@ class ReindexReport:
     orphans_removed: int = 0
     duration_s: float = 0.0
     observe: dict[str, Any] = field(default_factory=dict)  # pruning and alerts (lib/observe/upkeep.py)
+    vector_indexes: list[dict[str, Any]] = field(default_factory=list)  # builds (lib/ingest/vector_index.py)
 
     def to_json(self) -> dict[str, Any]:
         by_outcome: dict[str, int] = {}
@@ -64,7 +72,8 @@ class ReindexReport:
             by_outcome[item["outcome"]] = by_outcome.get(item["outcome"], 0) + 1
         return {"processed": len(self.processed), "remaining": self.remaining, "planned": self.planned,
                 "failed": self.failed, "orphans_removed": self.orphans_removed, "outcomes": by_outcome,
-                "jobs": self.processed, "duration_s": round(self.duration_s, 3), "observe": self.observe}
+                "jobs": self.processed, "duration_s": round(self.duration_s, 3), "observe": self.observe,
+                "vector_indexes": self.vector_indexes}
 
 
 def target_model(settings: Settings) -> str | None:
@@ -198,9 +207,9 @@ async def reembed_document(conn: AsyncConnection, job: Job, settings: Settings) 
     return "reembedded"
 
 
-async def switch_model(conn: AsyncConnection, job: Job) -> str:
+async def switch_model(conn: AsyncConnection, job: Job, settings: Settings) -> str:
     """Swap the new vectors in for the whole namespace at once, if every document has them."""
-    from lib.ingest.store import ensure_vector_index
+    from lib.ingest.vector_index import ensure_vector_index
 
     async with conn.transaction():
         # documents still missing new vectors: embed them in the next cycle, keep the old ones now
@@ -218,7 +227,7 @@ async def switch_model(conn: AsyncConnection, job: Job) -> str:
         )
         row = await cur.fetchone()
         if row is not None:
-            await ensure_vector_index(conn, job.target_model, row[0])
+            await ensure_vector_index(conn, job.target_model, row[0], settings)
         await conn.execute(
             "UPDATE chunks c SET embedding = p.embedding, embedding_model = p.model"
             " FROM pending_embeddings p WHERE p.chunk_id = c.id AND p.namespace = %s AND p.model = %s",
@@ -246,7 +255,7 @@ async def run_job(conn: AsyncConnection, job: Job, settings: Settings) -> str:
     if job.kind == "reembed":
         return await reembed_document(conn, job, settings)
     if job.kind == "switch_model":
-        return await switch_model(conn, job)
+        return await switch_model(conn, job, settings)
     return await refresh_source(conn, job, settings)
 
 
@@ -345,6 +354,11 @@ async def run_reindex(settings: Settings, *, batch: int | None = None, time_budg
         report.orphans_removed += await cleanup(conn, settings)
         report.remaining = await remaining(conn)
     report.observe = await run_upkeep(settings)
+    left = budget - (time.monotonic() - started)
+    if left >= INDEX_BUILD_MIN_S:
+        changes = await maintain_vector_indexes(settings, time_budget_s=left,
+                                                max_chunks=settings.vector_index_cron_max_chunks)
+        report.vector_indexes = [change.to_json() for change in changes]
     report.duration_s = time.monotonic() - started
     log("info", "reindex_run", worker=worker, processed=len(report.processed), remaining=report.remaining,
         planned=report.planned, failed=report.failed)

@@ -33,3 +33,8 @@ class ReindexReport(Shape):
     observe: dict[str, Any] = Field(
         description="the observability upkeep of this run: rows and rollups pruned, alerts new, sent and "
                     "failed (see docs/observability.md)")
+    vector_indexes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="HNSW index builds of this run, one entry per index: model, index, action (built, rebuilt, "
+                    "dropped, dropped_leftover, due, timed_out, failed), kind, m, ef_construction, chunks, "
+                    "memory_mb, seconds, note (see docs/scaling.md)")

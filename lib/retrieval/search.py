@@ -7,8 +7,10 @@
   top results are exact whenever the bound proves it (see `keyword_ranking`). A filter selects
   the chunks in scope before their postings are scored.
 - vector: cosine similarity through the partial HNSW index of the namespace's embedding model,
-  `(embedding::vector(D)) vector_cosine_ops WHERE embedding_model = ...`, with
-  `hnsw.iterative_scan = relaxed_order` so filtered searches still fill `top_k`.
+  `(embedding::halfvec(D)) halfvec_cosine_ops WHERE embedding_model = ...` (or `vector(D)`, as
+  lib/ingest/vector_index.py built it), with `hnsw.ef_search` by the index's size and
+  `hnsw.iterative_scan = relaxed_order` so filtered searches still fill `top_k`; optionally a
+  binary-quantized first pass re-ranked by exact cosine distance (VECTOR_BINARY_RERANK).
 - hybrid: a min-max normalized weighted sum (the default: nDCG@10 0.738 on SciFact against 0.713
   for reciprocal rank fusion, see bench/RESULTS.md) or reciprocal rank fusion, weights per request.
 
@@ -39,8 +41,9 @@ LEXICAL_EMBEDDERS = ("local/hash-",)
 FUSIONS = ("rrf", "weighted")
 RRF_K = 60
 MIN_CANDIDATES = 50
-# hnsw.ef_search, the HNSW candidate list, is the HNSW_EF_SEARCH setting unless a request sets
-# its own within these bounds (pgvector's own limit is 1000); it is never below the ranking's limit.
+# hnsw.ef_search, the HNSW candidate list, is the request's own within these bounds (pgvector's
+# own limit is 1000), else HNSW_EF_SEARCH, else by the size of the model's index
+# (lib/ingest/vector_index.py); it is never below the ranking's limit.
 MIN_EF_SEARCH, MAX_EF_SEARCH = 10, 1000
 
 
@@ -61,7 +64,7 @@ class SearchOptions:
     k1: float | None = None
     b: float | None = None
     candidates: int | None = None  # per side before fusion; default max(4 * top_k, 50)
-    ef_search: int | None = None  # None: the HNSW_EF_SEARCH setting
+    ef_search: int | None = None  # None: the HNSW_EF_SEARCH setting, else by the index's size
     exact: bool = False  # vector side without the index (benchmarks: recall of the index)
 
 
@@ -387,33 +390,63 @@ async def embed_query(query: str, model: str, settings: Settings) -> Sequence[fl
     return result.vectors[0]
 
 
+# The model is a literal (safely quoted), not a parameter, so the planner can match the partial
+# index `WHERE embedding_model = '<model>'`; the cast is the one the index's expression uses.
+VECTOR_SQL = """
+WITH nearest AS MATERIALIZED (
+    SELECT c.id, c.embedding::{kind}({dims}) <=> %(vector)s::{kind}({dims}) AS distance
+    FROM chunks c WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}
+    ORDER BY c.embedding::{kind}({dims}) <=> %(vector)s::{kind}({dims}) LIMIT %(limit)s
+)
+SELECT id, 1 - distance FROM nearest ORDER BY distance, id
+"""
+
+# Binary-quantized first pass: the `first` nearest by Hamming distance between the vectors' sign
+# bits (the model's `bit` HNSW index), then exact cosine distance on the stored vectors.
+BINARY_RERANK_SQL = """
+WITH first_pass AS MATERIALIZED (
+    SELECT c.id, c.embedding FROM chunks c
+    WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}
+    ORDER BY binary_quantize(c.embedding::vector({dims}))::bit({dims})
+             <~> binary_quantize(%(vector)s::vector({dims}))
+    LIMIT %(first)s
+),
+nearest AS MATERIALIZED (
+    SELECT id, embedding::vector({dims}) <=> %(vector)s::vector({dims}) AS distance
+    FROM first_pass ORDER BY distance LIMIT %(limit)s
+)
+SELECT id, 1 - distance FROM nearest ORDER BY distance, id
+"""
+
+
 async def vector_ranking_for_model(
-    conn: AsyncConnection, vector: Sequence[float], model: str, options: SearchOptions, limit: int
+    conn: AsyncConnection, vector: Sequence[float], model: str, options: SearchOptions, limit: int,
+    binary_rerank: int = 0,
 ) -> Ranking:
-    """Nearest chunks by cosine similarity among the chunks embedded with `model`."""
+    """Nearest chunks by cosine similarity among the chunks embedded with `model`, through the
+    model's HNSW index (or its binary index and an exact re-rank, when `binary_rerank` is set and
+    that index exists). `hnsw.ef_search` is the request's, else by the index's size."""
     from psycopg import sql as pgsql
 
     from lib.db.vector import to_vector
-    from lib.ingest.store import indexed_vector_type
+    from lib.ingest.vector_index import search_index, size_class
 
     dims = len(vector)
     where, params = scope_sql(options)
     params.update({"vector": to_vector(vector), "limit": limit})
-    # The model is a literal (safely quoted), not a parameter, so the planner can match the
-    # partial index `WHERE embedding_model = '<model>'`.
-    query = pgsql.SQL(
-        "WITH nearest AS MATERIALIZED ("
-        " SELECT c.id, c.embedding::{kind}({dims}) <=> %(vector)s::{kind}({dims}) AS distance"
-        " FROM chunks c WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}"
-        " ORDER BY c.embedding::{kind}({dims}) <=> %(vector)s::{kind}({dims}) LIMIT %(limit)s)"
-        " SELECT id, 1 - distance FROM nearest ORDER BY distance, id"
-    ).format(dims=pgsql.Literal(dims), kind=pgsql.SQL(indexed_vector_type(dims)),
-             model=pgsql.Literal(model), where=pgsql.SQL(where))
-    ef_search = min(MAX_EF_SEARCH, max(options.ef_search or limit, limit))
     async with conn.transaction():
+        index = await search_index(conn, model, dims)
+        binary = bool(binary_rerank) and index.binary and not options.exact
+        params["first"] = limit * binary_rerank
+        query = pgsql.SQL(BINARY_RERANK_SQL if binary else VECTOR_SQL).format(
+            dims=pgsql.Literal(dims), kind=pgsql.SQL("vector" if options.exact else index.kind),
+            model=pgsql.Literal(model),
+            where=pgsql.SQL(where))
         if options.exact:
             await conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
         else:
+            wanted = options.ef_search or size_class(index.rows).ef_search
+            ef_search = min(MAX_EF_SEARCH, max(wanted, params["first"] if binary else limit))
             await conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
             await conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
         cur = await conn.execute(query, params)
@@ -433,7 +466,8 @@ async def vector_ranking(
         vector = (query_vectors or {}).get(model)
         if vector is None:
             vector = await embed_query(query, model, settings)
-        for chunk_id, similarity in await vector_ranking_for_model(conn, vector, model, options, limit):
+        ranking = await vector_ranking_for_model(conn, vector, model, options, limit, settings.vector_binary_rerank)
+        for chunk_id, similarity in ranking:
             merged[chunk_id] = max(similarity, merged.get(chunk_id, -math.inf))
     return sorted(merged.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
@@ -524,7 +558,7 @@ async def rank(conn: AsyncConnection, query: str, options: SearchOptions, settin
     """The fused ranking (not cut to top_k), each side's scores by chunk id, and a notice when
     hybrid search had to answer from keywords alone."""
     validate_options(options)
-    if options.ef_search is None:
+    if options.ef_search is None and settings.hnsw_ef_search is not None:
         options = replace(options, ef_search=settings.hnsw_ef_search)
     limit = options.top_k if options.mode != "hybrid" else max(options.candidates or 0,
                                                                 4 * options.top_k, MIN_CANDIDATES)
