@@ -202,7 +202,7 @@ def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
                     await conn.execute("SET LOCAL hnsw.ef_search = 40")
                     cur = await conn.execute(
                         "SELECT id FROM chunks WHERE embedding_model = 'local/hash-16'"
-                        " AND metadata @> '{\"kind\": \"faq\"}' ORDER BY embedding::vector(16) <=> %s::vector(16)"
+                        " AND metadata @> '{\"kind\": \"faq\"}' ORDER BY embedding::halfvec(16) <=> %s::halfvec(16)"
                         " LIMIT 5", (Vector(query),))
                     plain = await cur.fetchall()
             return hits, plain

@@ -148,7 +148,7 @@ def test_each_embedding_model_gets_its_own_partial_hnsw_index(client, database) 
     rows = sql(database, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'"
                          " AND indexdef LIKE %s ORDER BY indexname", "%hnsw%")
     definitions = {name: definition for name, definition in rows}
-    assert "vector(384)" in definitions[vector_index_name("local/hash-384")]
+    assert "::halfvec(384)) halfvec_cosine_ops" in definitions[vector_index_name("local/hash-384")]  # the default storage
     assert "'local/hash-64'" in definitions[vector_index_name("local/hash-64")]
 
 

@@ -1613,6 +1613,10 @@ export interface components {
             observe: {
                 [key: string]: unknown;
             };
+            /** @description HNSW index builds of this run, one entry per index: model, index, action (built, rebuilt, dropped, dropped_leftover, due, timed_out, failed), kind, m, ef_construction, chunks, memory_mb, seconds, note (see docs/scaling.md) */
+            vector_indexes?: {
+                [key: string]: unknown;
+            }[];
         };
         /** @description A preview: the final messages a version gives with these variables. */
         RenderPrompt: {
