@@ -60,7 +60,7 @@ bench: setup
 	$(PY) bench/run.py
 
 bench-full: setup
-	$(PY) bench/run.py --full
+	$(PY) bench/run.py --full $(BENCH_FLAGS)
 
 # 200 concurrent clients against one local server for 60 s (loopback, offline providers), recorded
 # in bench/RESULTS.md; `.venv/bin/python bench/load.py --seconds 10 --concurrency 50` only prints.

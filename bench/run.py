@@ -7,7 +7,8 @@ and writes its figures. Sections of benchmarks not run this time are kept from t
 RESULTS.md, marked with the date they were measured.
 
     .venv/bin/python bench/run.py                # the fast set
-    .venv/bin/python bench/run.py --full         # everything
+    .venv/bin/python bench/run.py --full         # everything but the million-chunk run
+    .venv/bin/python bench/run.py --full --million  # and that too (make bench-full BENCH_FLAGS=--million)
     .venv/bin/python bench/run.py --only gateway --only chunking
 """
 
@@ -29,6 +30,8 @@ from measure import machine  # noqa: E402
 
 FAST = ["cold_start", "bundle_size", "gateway", "chunking", "auth_verify"]
 SLOW = ["ingest", "retrieval_latency", "scifact", "load", "observe"]
+# runs of a benchmark script with arguments of their own, each its own section: name -> (script, arguments)
+MILLION = {"retrieval_latency_1m": ("retrieval_latency", ["--chunks", "1000000", "--variants", "halfvec,binary"])}
 RESULTS = BENCH_DIR / "RESULTS.md"
 RESULTS_DIR = DATA_DIR / "results"
 PEER_PACKAGES = ["langchain-core", "langchain-openai", "langchain-postgres", "langchain-text-splitters",
@@ -42,9 +45,10 @@ def run_benchmark(name: str, quick: bool) -> dict:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     output = RESULTS_DIR / f"{name}.json"
     output.unlink(missing_ok=True)
-    script = BENCH_DIR / f"{name}.py"
-    extra = ["--quick"] if quick and "--quick" in _options_of(script) else []
-    command = " ".join([".venv/bin/python", f"bench/{name}.py", *extra])
+    script_name, arguments = MILLION.get(name, (name, []))
+    script = BENCH_DIR / f"{script_name}.py"
+    extra = arguments + (["--quick"] if quick and "--quick" in _options_of(script) else [])
+    command = " ".join([".venv/bin/python", f"bench/{script_name}.py", *extra])
     print(f"bench: running {name} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     process = subprocess.run([sys.executable, str(script), "--json", str(output), *extra],
@@ -141,14 +145,17 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also run the slow benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer runs everywhere (checks the harness)")
     parser.add_argument("--only", action="append", default=[], help="run just this benchmark (repeatable)")
+    parser.add_argument("--million", action="store_true",
+                        help="with --full, also the latency run at 1,000,000 chunks (about an hour the first "
+                             "time: loading and index builds; its data is kept in bench/.data/)")
     args = parser.parse_args()
 
-    present = [name for name in FAST + SLOW if (BENCH_DIR / f"{name}.py").exists()]
-    wanted = args.only or [n for n in present if n in FAST or args.full]
+    present = [name for name in FAST + SLOW if (BENCH_DIR / f"{name}.py").exists()] + list(MILLION)
+    wanted = args.only or [n for n in present if n in FAST or (args.full and (n in SLOW or args.million))]
     unknown = [n for n in wanted if n not in present]
     if unknown:
         parser.error(f"no benchmark named {', '.join(unknown)}; have: {', '.join(present)}")
-    if any(name in SLOW for name in wanted):
+    if any(name in SLOW or name in MILLION for name in wanted):
         ensure_bench_requirements()
     results = {name: run_benchmark(name, args.quick) for name in wanted}
     RESULTS.write_text(render(results, previous_sections(), present, args.full, args.quick))

@@ -160,6 +160,8 @@ class Settings:
 
     # --- database ---------------------------------------------------------------------------
     database_url: str = setting("DATABASE_URL", "")
+    # a direct (session) connection for HNSW index builds; empty: DATABASE_URL
+    database_url_unpooled: str = setting("DATABASE_URL_UNPOOLED", "")
     pgdata_dir: Path = setting("PGDATA_DIR", PROJECT_ROOT / ".data" / "pg", project_path)
     db_pool_size: int = setting("DATABASE_POOL_SIZE", 4, whole(at_least=1))
     db_connect_timeout_s: float = setting("DATABASE_CONNECT_TIMEOUT_S", 5.0, number(above=True))

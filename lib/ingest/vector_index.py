@@ -279,8 +279,8 @@ async def maintain_vector_indexes(
     """Bring every model's indexes to what `wanted_indexes` says, or the `models` named.
 
     Builds run on a connection of their own (`SET maintenance_work_mem` is a session setting, and
-    CREATE INDEX CONCURRENTLY cannot run inside a transaction), so the database must be reached
-    directly or through a session pooler. A build is started only for a model of at most
+    CREATE INDEX CONCURRENTLY cannot run inside a transaction): DATABASE_URL_UNPOOLED when set,
+    since behind a transaction pooler the session setting and lock may not hold. A build is started only for a model of at most
     `max_chunks` chunks (None: any), and is cancelled when `time_budget_s` runs out; its invalid
     leftover is dropped then, or by the next run. `force` rebuilds even an index that matches.
     """
@@ -292,7 +292,7 @@ async def maintain_vector_indexes(
         return None if time_budget_s is None else time_budget_s - (time.monotonic() - started)
 
     changes: list[IndexChange] = []
-    async with await db.open_connection(db.database_url(settings)) as conn:
+    async with await db.open_connection(settings.database_url_unpooled or db.database_url(settings)) as conn:
         # one maintainer at a time: a second would find the first's build in progress and swap it in
         cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_BUILD_LOCK,))
         if not (await cur.fetchone())[0]:
