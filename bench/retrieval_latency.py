@@ -200,14 +200,14 @@ async def index_variant(name: str, settings, chunks: int) -> dict:
     """Build (or keep) the indexes of one variant with the bundle's own maintenance; their sizes
     and build times (kept in bench/.data/ from the run that built them)."""
     from lib import db
-    from lib.ingest.vector_index import maintain_vector_indexes
+    from lib.ingest.vector_index import existing_indexes, maintain_vector_indexes
 
     changes = await maintain_vector_indexes(settings)
     builds_path = DATA / f"builds-{chunks}.json"
     builds = json.loads(builds_path.read_text()) if builds_path.exists() else {}
     for change in changes:
         if change.action in ("built", "rebuilt"):
-            builds[change.index] = {"kind": change.kind, "seconds": change.seconds, "m": change.m,
+            builds[f"{change.index}:{change.kind}"] = {"kind": change.kind, "seconds": change.seconds, "m": change.m,
                                     "ef_construction": change.ef_construction, "memory_mb": change.memory_mb,
                                     "load": os.getloadavg()[0]}
             print(f"  built {change.kind} index in {change.seconds} s", file=sys.stderr)
@@ -215,12 +215,13 @@ async def index_variant(name: str, settings, chunks: int) -> dict:
             raise SystemExit(f"index build for {name}: {change.to_json()}")
     builds_path.write_text(json.dumps(builds, indent=2))
     async with db.connect(settings) as conn:
-        cur = await conn.execute(
-            "SELECT c.relname, pg_relation_size(c.oid) / 1048576.0 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-            " WHERE i.indrelid = 'chunks'::regclass AND c.relname LIKE 'chunks_hnsw%%' ORDER BY c.relname")
-        sizes = {relname: round(float(mb), 1) for relname, mb in await cur.fetchall()}
+        found = await existing_indexes(conn, MODEL)
+        cur = await conn.execute("SELECT c.relname, pg_relation_size(c.oid) / 1048576.0 FROM pg_class c"
+                                 " WHERE c.relname = ANY(%s) ORDER BY c.relname", (list(found),))
+        sizes = [(name, found[name].kind, round(float(mb), 1)) for name, mb in await cur.fetchall()]
     return {"variant": name,
-            "indexes": [{"index": index, "size_mb": mb, **builds.get(index, {})} for index, mb in sizes.items()]}
+            "indexes": [{"index": index, "size_mb": mb, **builds.get(f"{index}:{kind}", {})}
+                        for index, kind, mb in sizes]}
 
 
 async def exact_neighbours(conn, settings, query_vectors, count: int, chunks: int) -> list[set[int]]:
