@@ -136,8 +136,8 @@ def test_bad_requests_name_the_field(client, manuals, body: dict, field: str) ->
 
 
 def test_hnsw_ef_search_is_the_setting_unless_the_request_sets_its_own(manuals) -> None:
-    """HNSW_EF_SEARCH reaches Postgres as `hnsw.ef_search` (never below the ranking's limit), and
-    a search's own `ef_search` wins."""
+    """HNSW_EF_SEARCH reaches Postgres as `hnsw.ef_search` (never below the ranking's limit), a
+    search's own `ef_search` wins, and without either the index's size class decides."""
     from dataclasses import replace
 
     from lib.retrieval.search import SearchOptions, rank
@@ -170,6 +170,10 @@ def test_hnsw_ef_search_is_the_setting_unless_the_request_sets_its_own(manuals) 
     assert asyncio.run(ef_search_of(settings, top_k=5)) == [321]
     assert asyncio.run(ef_search_of(settings, top_k=5, ef_search=77)) == [77]
     assert asyncio.run(ef_search_of(replace(settings, hnsw_ef_search=3), top_k=8)) == [8]
+    # unset: by the size of the model's index, a few chunks here (lib/ingest/vector_index.py)
+    from lib.ingest.vector_index import size_class
+
+    assert asyncio.run(ef_search_of(replace(settings, hnsw_ef_search=None), top_k=5)) == [size_class(10).ef_search]
 
 
 def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:

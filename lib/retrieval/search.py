@@ -447,8 +447,8 @@ async def vector_ranking_for_model(
         else:
             wanted = options.ef_search or size_class(index.rows).ef_search
             ef_search = min(MAX_EF_SEARCH, max(wanted, params["first"] if binary else limit))
-            await conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-            await conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
+            await conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                               " set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
         cur = await conn.execute(query, params)
         rows = await cur.fetchall()
     return [(int(row[0]), float(row[1])) for row in rows]
