@@ -357,7 +357,9 @@ def markdown(report: dict) -> str:
         "vectors precomputed. Vectors of low intrinsic dimension: points of a 24-dimensional mixture of 1,000 "
         "overlapping topics mapped into 384 dimensions by a fixed linear-plus-tanh map, with noise of a fifth "
         "of their length; queries are stored chunks' latent points moved a little, through the same map "
-        "(`bench/retrieval_latency.py` says exactly how). Texts of about 40 words from a Zipf vocabulary.",
+        "(`bench/retrieval_latency.py` says exactly how). Texts of about 40 words from a Zipf vocabulary. "
+        "Runs before 2026-11-29 12:00 UTC drew 200 broad clusters plus heavy noise instead (noise-like "
+        "vectors: recall@10 0.612 at `ef_search` 100 at 1M); their figures are not comparable.",
         "",
         f"Index as the defaults build it ({report['default_variant']}, parameters by size, "
         "`hnsw.ef_search` by size). Query words come from frequency ranks 50-3,000; the *common terms* runs "

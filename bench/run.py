@@ -36,7 +36,7 @@ RESULTS = BENCH_DIR / "RESULTS.md"
 RESULTS_DIR = DATA_DIR / "results"
 PEER_PACKAGES = ["langchain-core", "langchain-openai", "langchain-postgres", "langchain-text-splitters",
                  "llama-index-core", "litellm", "semantic-text-splitter", "chonkie"]
-_SECTION = re.compile(r"<!-- bench:(?P<name>[a-z_]+) (?P<date>[^>]*?) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->",
+_SECTION = re.compile(r"<!-- bench:(?P<name>[a-z0-9_]+) (?P<date>[^>]*?) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->",
                       re.S)
 
 
