@@ -1,7 +1,8 @@
 """GET /api/reindex: the cron that re-ingests changed sources, migrates embedding models, removes
-orphans and refreshes statistics, a bounded batch per call. Vercel cron calls it with
-`Authorization: Bearer $CRON_SECRET`; an administrator may run it by hand (a key or token whose
-role is admin by name).
+orphans, refreshes statistics and rebuilds the HNSW indexes of models whose size class or storage
+changed (small ones; larger ones are reported for `python -m lib.cli vector-index`), a bounded batch
+per call. Vercel cron calls it with `Authorization: Bearer $CRON_SECRET`; an administrator may run
+it by hand (a key or token whose role is admin by name).
 """
 
 from __future__ import annotations
