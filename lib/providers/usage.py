@@ -1,8 +1,8 @@
 """The usage ledger: one row per provider attempt (chat or embedding), failed ones included.
 
 Every row with a cost also adds to the day and month spend counters (globally, for anonymous
-callers together, and for the user)
-in the same transaction, which is what budgets read (see `lib/gateway/budgets.py`).
+callers together, and for the user) in the same statement, which is what budgets read (see
+`lib/gateway/budgets.py`).
 
     await record_usage(UsageRecord(provider="openai", model="gpt-4o-mini", kind="embedding",
                                    status="ok", input_tokens=120, cost_usd=0.0000024,
@@ -47,19 +47,24 @@ class UsageRecord:
 LEDGER_WAIT_S = 30.0  # for a pooled connection, however little time the request has left
 LEDGER_ATTEMPTS = 3
 
-_INSERT = """
-INSERT INTO usage_ledger (request_id, user_id, caller, provider, model, kind, attempt, status,
-                          error_code, http_status, input_tokens, output_tokens, cached_tokens,
-                          cost_usd, latency_ms, cache_hit, streamed, prompt_name, prompt_version)
-VALUES (%(request_id)s, %(user_id)s, %(caller)s, %(provider)s, %(model)s, %(kind)s, %(attempt)s,
-        %(status)s, %(error_code)s, %(http_status)s, %(input_tokens)s, %(output_tokens)s,
-        %(cached_tokens)s, %(cost_usd)s, %(latency_ms)s, %(cache_hit)s, %(streamed)s,
-        %(prompt_name)s, %(prompt_version)s)
-"""
-
-_ADD_SPEND = """
+# The row and its spend in one statement: one round trip and one commit before the answer goes
+# out, and both are written or neither (a data-modifying WITH runs whether or not the rest reads
+# it). A row without a cost adds to no counter.
+_RECORD = """
+WITH ledger_row AS (
+    INSERT INTO usage_ledger (request_id, user_id, caller, provider, model, kind, attempt, status,
+                              error_code, http_status, input_tokens, output_tokens, cached_tokens,
+                              cost_usd, latency_ms, cache_hit, streamed, prompt_name, prompt_version)
+    VALUES (%(request_id)s, %(user_id)s, %(caller)s, %(provider)s, %(model)s, %(kind)s, %(attempt)s,
+            %(status)s, %(error_code)s, %(http_status)s, %(input_tokens)s, %(output_tokens)s,
+            %(cached_tokens)s, %(cost_usd)s::numeric, %(latency_ms)s, %(cache_hit)s, %(streamed)s,
+            %(prompt_name)s, %(prompt_version)s)
+)
 INSERT INTO spend_counters (scope, period, period_start, spent_usd)
-VALUES (%(scope)s, %(period)s, %(period_start)s, %(amount)s)
+SELECT scope, period, period_start, %(cost_usd)s::numeric
+FROM unnest(%(scopes)s::text[]) AS scope,
+     (VALUES ('day', %(day)s::date), ('month', %(month)s::date)) AS periods (period, period_start)
+WHERE %(cost_usd)s::numeric > 0
 ON CONFLICT (scope, period, period_start)
 DO UPDATE SET spent_usd = spend_counters.spent_usd + EXCLUDED.spent_usd
 """
@@ -124,10 +129,7 @@ async def record_usage(record: UsageRecord, *, settings: Settings | None = None)
 async def _write(record: UsageRecord, settings: Settings | None) -> None:
     from lib import db
 
-    async with db.connect(settings) as conn, conn.transaction():
-        await conn.execute(_INSERT, vars(record))
-        if record.cost_usd:
-            for scope in spend_scopes(record.user_id, record.caller):
-                for period, start in spend_periods(datetime.now(UTC)):
-                    await conn.execute(_ADD_SPEND, {"scope": scope, "period": period,
-                                                    "period_start": start, "amount": record.cost_usd})
+    periods = dict(spend_periods(datetime.now(UTC)))
+    async with db.connect(settings) as conn:
+        await conn.execute(_RECORD, {**vars(record), "scopes": spend_scopes(record.user_id, record.caller),
+                                     "day": periods["day"], "month": periods["month"]})
