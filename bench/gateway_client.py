@@ -114,7 +114,11 @@ def bundle_client(base_url: str) -> dict[str, Call]:
 
 def asgi_client(_base_url: str) -> dict[str, Call]:
     """The same app called in-process through ASGI, as a serverless runtime hands it a request:
-    the gateway's own overhead without the extra HTTP hop. Needs the server's environment."""
+    the gateway's own overhead without the extra HTTP hop. Needs the server's environment.
+
+    A full response is timed until its last body message is handed to `send`, as an HTTP client
+    has it then; what the app does after that (the request's own record, lib/observe) still runs
+    before the next request starts, but nobody waits for it."""
     import asyncio
 
     from lib.cli.server import create_app
@@ -130,6 +134,7 @@ def asgi_client(_base_url: str) -> dict[str, Call]:
         received = False
         status = 0
         first_text: float | None = None
+        complete: float | None = None
         seen = b""
 
         async def receive() -> dict:
@@ -140,19 +145,22 @@ def asgi_client(_base_url: str) -> dict[str, Call]:
             return {"type": "http.request", "body": raw, "more_body": False}
 
         async def send(message: dict) -> None:
-            nonlocal status, first_text, seen
+            nonlocal status, first_text, complete, seen
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and first_text is None:
-                seen += message.get("body", b"")
-                if FIRST_TEXT.encode() in seen:
-                    first_text = time.perf_counter()
+            elif message["type"] == "http.response.body":
+                if first_text is None:
+                    seen += message.get("body", b"")
+                    if FIRST_TEXT.encode() in seen:
+                        first_text = time.perf_counter()
+                if not message.get("more_body", False):
+                    complete = time.perf_counter()
 
         started = time.perf_counter()
         await app(scope, receive, send)
-        if status != 200 or first_text is None:
+        if status != 200 or first_text is None or complete is None:
             raise RuntimeError(f"ai_execute answered {status}: {seen[:300]!r}")
-        return (first_text if body.get("stream") else time.perf_counter()) - started
+        return (first_text if body.get("stream") else complete) - started
 
     def plain(i: int) -> float:
         return loop.run_until_complete(call({"model": f"openai/{MODEL}", "messages": messages(i)}))
