@@ -145,6 +145,24 @@ def test_tasks_holding_a_connection_get_another_while_the_pool_is_exhausted(own_
     assert elapsed < 3
 
 
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_a_request_gets_it(
+        database, own_pool, monkeypatch) -> None:
+    own_pool("dropped_idle", DATABASE_POOL_SIZE="1")
+    monkeypatch.setattr(db, "CHECK_AFTER_IDLE_S", 0.2)
+
+    async def scenario() -> int:
+        async with db.connect() as conn:
+            await conn.execute("SELECT 1")
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE application_name = 'dropped_idle'")
+        await asyncio.sleep(0.3)  # idle longer than CHECK_AFTER_IDLE_S: checked before it is lent
+        async with db.connect() as conn:
+            return (await (await conn.execute("SELECT 42")).fetchone())[0]
+
+    assert run_async(scenario) == 42
+
+
 def test_timeouts_apply_to_transactions_and_autocommit_statements_and_never_leak(database, env) -> None:
     env(DATABASE_STATEMENT_TIMEOUT_MS="200", DATABASE_LOCK_TIMEOUT_MS="150")
 

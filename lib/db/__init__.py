@@ -4,6 +4,11 @@ Pooler safety: psycopg is told never to prepare statements (`prepare_threshold=N
 per-query settings use `SET LOCAL` inside a transaction, never session `SET`; the statement and
 lock timeouts are set that way on every transaction and statement (`lib/db/timeouts.py`).
 
+Checking: a connection that sat idle in the pool for more than `CHECK_AFTER_IDLE_S` is pinged
+before it is lent (a pooler, a firewall or a frozen serverless instance may have lost it since);
+one that finished a query moments ago is lent as it is, so a busy instance does not pay a round
+trip per query for it. A connection that breaks in use is dropped when it comes back.
+
 Waiting: a request waits for a free pooled connection as long as it has time left (its deadline,
 capped by `DATABASE_POOL_WAIT_S`), and a pool whose every connection stayed busy that long is a
 503 `database_busy` with `retry-after`. A pool that cannot even open a connection within
@@ -37,8 +42,11 @@ if TYPE_CHECKING:
     from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
 
+    from lib.db.timeouts import TimedConnection
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_ID = 7_347_120_001  # any constant shared by every instance of this bundle
+CHECK_AFTER_IDLE_S = 1.0
 
 _embedded_url: str | None = None
 # One pool per (event loop, URL): pools cannot cross event loops, and tests switch databases.
@@ -134,7 +142,7 @@ async def get_pool(settings: Settings | None = None) -> AsyncConnectionPool:
             connection_class=TimedConnection,
             configure=configure,
             open=False,
-            check=AsyncConnectionPool.check_connection,
+            check=_check_if_idle,
             name="bundle",
         )
         _pools[key] = pool
@@ -192,7 +200,16 @@ async def connect(settings: Settings | None = None) -> AsyncIterator[AsyncConnec
             await conn.close()
         else:
             _lent[id(pool)] -= 1
+            conn.returned_at = time.monotonic()
             await pool.putconn(conn)
+
+
+async def _check_if_idle(conn: TimedConnection) -> None:
+    """The pool's check before lending a connection (see the module docstring)."""
+    from psycopg_pool import AsyncConnectionPool
+
+    if time.monotonic() - conn.returned_at > CHECK_AFTER_IDLE_S:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def pool_wait_s(settings: Settings) -> float:

@@ -51,6 +51,7 @@ class TimedConnection(AsyncConnection):
     transaction and every autocommit statement. Without `timeouts` it is a plain connection."""
 
     timeouts: tuple[str, str] | None = None
+    returned_at = 0.0  # when it last went back to the pool (time.monotonic()), for its check
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
