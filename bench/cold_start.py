@@ -34,6 +34,18 @@ PEER_IMPORTS = {
                    "llama_index.llms.openai"),
     "LiteLLM": ("litellm", "import litellm"),
 }
+# The floor pydantic sets under every function with a request model: the package, then what our
+# models import from it with one strict model built and used (as a first request builds them).
+PYDANTIC_IMPORTS = {
+    "import pydantic": "import pydantic",
+    "pydantic: BaseModel, Field, validators + one model built": (
+        "from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator\n"
+        "class Probe(BaseModel):\n"
+        "    model_config = ConfigDict(extra='forbid')\n"
+        "    name: str = Field(min_length=1, max_length=64)\n"
+        "    tags: list[str] = []\n"
+        "Probe(name='x')"),
+}
 SDK_IMPORTS = {"openai SDK": "import openai", "anthropic SDK": "import anthropic", "groq SDK": "import groq"}
 
 # A child times its own import and request and prints them with its peak RSS (VmHWM starts afresh
@@ -154,6 +166,8 @@ def request_targets(modules: list[str]) -> list[tuple[str, str, dict | None]]:
 def build_targets(quick: bool) -> list[Target]:
     targets = [Target("python -c pass", "baseline", PROJECT_PYTHON,
                       IMPORT_CHILD.format(statement="pass", peak=PEAK_RSS))]
+    for label, statement in PYDANTIC_IMPORTS.items():
+        targets.append(Target(label, "baseline", PROJECT_PYTHON, IMPORT_CHILD.format(statement=statement, peak=PEAK_RSS)))
     modules = api_modules()
     for name in modules:
         targets.append(Target(f"import api.{name}", "api import", PROJECT_PYTHON,
@@ -327,6 +341,14 @@ def render(targets: list[Target], runs: int, index_chunks: int) -> tuple[dict, s
             f"({'met' if met['memory_under_50mb'] else 'NOT met'}); at least 8x faster than LangChain's "
             f"import ({'met' if met['8x_faster_than_langchain'] else 'NOT met'})."
         )
+    floor = by_label.get("pydantic: BaseModel, Field, validators + one model built")
+    if slowest and floor and floor.runs:
+        pydantic_s = statistics.median(r["import_s"] for r in floor.reports)
+        figures["pydantic_import_s"] = pydantic_s
+        lines.append(
+            f"Of `{slowest['label']}`'s {ms(slowest['import_s']['p50'])} ms of import, pydantic itself (what our "
+            f"request models import from it, one model built) takes {ms(pydantic_s)} ms in the same run; our "
+            f"modules add the other {ms(slowest['import_s']['p50'] - pydantic_s)} ms.")
     ours = by_label.get("api.ai_execute: import + POST model openai/gpt-4o-mini (fake server)")
     peers = [t for t in targets if t.group == "peer request"]
     if ours and not ours.error and ours.runs:
