@@ -35,6 +35,7 @@ from retrieval_latency import (  # noqa: E402
     CHUNKS_PER_DOCUMENT,
     NAMESPACE,
     chunk_count,
+    create_documents,
     percentile,
     table_sizes,
     vocabulary,
@@ -79,12 +80,7 @@ async def load(url: str, chunks: int) -> float:
     started = time.perf_counter()
     texts, faq = corpus(chunks)
     async with await db.open_connection(url) as conn:
-        documents = (chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT
-        cur = await conn.execute(
-            "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model, chunk_count)"
-            " SELECT %s, 'doc-' || g || '.txt', 'text/plain', md5(g::text), %s, %s"
-            " FROM generate_series(1, %s) g RETURNING id", (NAMESPACE, MODEL, CHUNKS_PER_DOCUMENT, documents))
-        ids = [row[0] for row in await cur.fetchall()]
+        ids = await create_documents(conn, chunks, MODEL)
         batch = 10_000
         for start in range(0, chunks, batch):
             rows = [(ids[i // CHUNKS_PER_DOCUMENT], NAMESPACE, i % CHUNKS_PER_DOCUMENT, texts[i], f"h{i}",

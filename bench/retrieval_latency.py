@@ -117,6 +117,16 @@ def synthetic_texts(chunks: int) -> tuple[list[str], list[bool]]:
     return corpus(chunks)
 
 
+async def create_documents(conn, chunks: int, model: str) -> list:
+    """The document rows `chunks` chunks belong to, CHUNKS_PER_DOCUMENT each: their ids, in order."""
+    documents = (chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT
+    cur = await conn.execute(
+        "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model, chunk_count)"
+        " SELECT %s, 'doc-' || g || '.txt', 'text/plain', md5(g::text), %s, %s"
+        " FROM generate_series(1, %s) g RETURNING id", (NAMESPACE, model, CHUNKS_PER_DOCUMENT, documents))
+    return [row[0] for row in await cur.fetchall()]
+
+
 async def load(url: str, chunks: int) -> float:
     """COPY the chunks in, 10,000 per transaction; the triggers write the keyword index."""
     import numpy as np
@@ -128,12 +138,7 @@ async def load(url: str, chunks: int) -> float:
     vectors = synthetic_vectors(chunks)
     texts, faq = synthetic_texts(chunks)
     async with await db.open_connection(url) as conn:
-        documents = (chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT
-        cur = await conn.execute(
-            "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model, chunk_count)"
-            " SELECT %s, 'doc-' || g || '.txt', 'text/plain', md5(g::text), %s, %s"
-            " FROM generate_series(1, %s) g RETURNING id", (NAMESPACE, MODEL, CHUNKS_PER_DOCUMENT, documents))
-        ids = [row[0] for row in await cur.fetchall()]
+        ids = await create_documents(conn, chunks, MODEL)
         batch = 10_000
         for start in range(0, chunks, batch):
             block = np.asarray(vectors[start:start + batch])  # rows of a plain array, numpy's COPY dumper
