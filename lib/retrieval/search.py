@@ -419,6 +419,35 @@ SELECT id, 1 - distance FROM nearest ORDER BY distance, id
 """
 
 
+# A filter that keeps few chunks: exact cosine distance over the scope itself. Through the HNSW
+# index, pgvector's iterative scan reads about limit / selectivity entries to fill `limit` (at 1M
+# chunks and a 1% filter, 50 candidates took three times as long as 10), while the scope's own
+# vectors may be few enough to compare them all, and the answer is then exact. Measured at 1M and
+# 1%: the index 40 ms p50 for 10 and 140 ms for 50, the exact scan of 10,000 vectors 62 ms for
+# either; SCOPE_EXACT_RATIO puts the switch between the two.
+SCOPE_EXACT_CAP = 20_000
+SCOPE_EXACT_RATIO = 5
+
+SCOPE_COUNT_SQL = """
+SELECT count(*) FROM (
+    SELECT 1 FROM chunks c WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}
+    LIMIT %(cap)s
+) s
+"""
+
+SCOPE_EXACT_SQL = """
+WITH scope AS MATERIALIZED (
+    SELECT c.id, c.embedding FROM chunks c
+    WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}
+),
+nearest AS MATERIALIZED (
+    SELECT id, embedding::vector({dims}) <=> %(vector)s::vector({dims}) AS distance
+    FROM scope ORDER BY distance LIMIT %(limit)s
+)
+SELECT id, 1 - distance FROM nearest ORDER BY distance, id
+"""
+
+
 async def vector_ranking_for_model(
     conn: AsyncConnection, vector: Sequence[float], model: str, options: SearchOptions, limit: int,
     binary_rerank: int = 0,
@@ -436,6 +465,17 @@ async def vector_ranking_for_model(
     params.update({"vector": to_vector(vector), "limit": limit})
     async with conn.transaction():
         index = await search_index(conn, model, dims)
+        if _is_filtered(options) and not options.exact:
+            # The index reads about limit * rows / in_scope entries, the exact scan in_scope
+            # vectors: exact while in_scope² <= ratio * limit * rows. Count no further than that.
+            cap = min(SCOPE_EXACT_CAP, math.isqrt(int(SCOPE_EXACT_RATIO * limit * max(index.rows, 1))))
+            statement = pgsql.SQL(SCOPE_COUNT_SQL).format(model=pgsql.Literal(model), where=pgsql.SQL(where))
+            cur = await conn.execute(statement, {**params, "cap": cap + 1})
+            if (await cur.fetchone())[0] <= cap:
+                query = pgsql.SQL(SCOPE_EXACT_SQL).format(dims=pgsql.Literal(dims), model=pgsql.Literal(model),
+                                                          where=pgsql.SQL(where))
+                cur = await conn.execute(query, params)
+                return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
         binary = bool(binary_rerank) and index.binary and not options.exact
         params["first"] = limit * binary_rerank
         query = pgsql.SQL(BINARY_RERANK_SQL if binary else VECTOR_SQL).format(
