@@ -139,6 +139,14 @@ def _is_filtered(options: SearchOptions) -> bool:
     return bool(options.filter or options.document_ids or options.sources)
 
 
+async def count_in_scope(conn: AsyncConnection, where: str, params: dict[str, Any], cap: int) -> int:
+    """How many chunks `where` (over alias `c`) keeps, counted no further than `cap` + 1: enough
+    to tell whether the scope is small enough for the path that starts from it."""
+    cur = await conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT %(cap)s) s",
+                             {**params, "cap": cap + 1})
+    return (await cur.fetchone())[0]
+
+
 # --- keyword: BM25 ----------------------------------------------------------------------------
 
 # The query's terms in the namespace, with their document frequencies and the namespace's
@@ -319,9 +327,7 @@ async def keyword_ranking(
     params.update(scope_params)
     hashable = terms.postings <= settings.bm25_exact_postings * SCOPED_EXACT_FACTOR
     cap = SCOPE_HASH_CAP if hashable else SCOPE_CAP  # count no further than a path needs
-    cur = await conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT %(cap)s) s",
-                             {**scope_params, "cap": cap + 1})
-    in_scope = (await cur.fetchone())[0]
+    in_scope = await count_in_scope(conn, where, scope_params, cap)
     if in_scope == 0:
         return []
     if in_scope <= SCOPE_CAP:
@@ -428,13 +434,6 @@ SELECT id, 1 - distance FROM nearest ORDER BY distance, id
 SCOPE_EXACT_CAP = 20_000
 SCOPE_EXACT_RATIO = 5
 
-SCOPE_COUNT_SQL = """
-SELECT count(*) FROM (
-    SELECT 1 FROM chunks c WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}
-    LIMIT %(cap)s
-) s
-"""
-
 SCOPE_EXACT_SQL = """
 WITH scope AS MATERIALIZED (
     SELECT c.id, c.embedding FROM chunks c
@@ -469,9 +468,9 @@ async def vector_ranking_for_model(
             # The index reads about limit * rows / in_scope entries, the exact scan in_scope
             # vectors: exact while in_scope² <= ratio * limit * rows. Count no further than that.
             cap = min(SCOPE_EXACT_CAP, math.isqrt(int(SCOPE_EXACT_RATIO * limit * max(index.rows, 1))))
-            statement = pgsql.SQL(SCOPE_COUNT_SQL).format(model=pgsql.Literal(model), where=pgsql.SQL(where))
-            cur = await conn.execute(statement, {**params, "cap": cap + 1})
-            if (await cur.fetchone())[0] <= cap:
+            of_model = pgsql.SQL("c.embedding_model = {model} AND c.embedding IS NOT NULL AND ").format(
+                model=pgsql.Literal(model)).as_string(conn) + where
+            if await count_in_scope(conn, of_model, params, cap) <= cap:
                 query = pgsql.SQL(SCOPE_EXACT_SQL).format(dims=pgsql.Literal(dims), model=pgsql.Literal(model),
                                                           where=pgsql.SQL(where))
                 cur = await conn.execute(query, params)
