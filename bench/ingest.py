@@ -80,7 +80,8 @@ async def ours_storage(url: str, texts: list[str], vectors: list[list[float]], r
                        keywords: bool, index: bool = True) -> float:
     from lib import db
     from lib.ingest.chunking import Chunk
-    from lib.ingest.store import ensure_vector_index, store_document, vector_index_name
+    from lib.ingest.store import store_document
+    from lib.ingest.vector_index import ensure_vector_index, vector_index_name
     from lib.tokens import count_tokens
 
     chunks = [Chunk(t, 0, len(t), count_tokens(t), ("Bench",), None, i) for i, t in enumerate(texts)]

@@ -140,7 +140,7 @@ def test_every_format_is_extracted_chunked_and_stored(client, database, filename
 
 
 def test_each_embedding_model_gets_its_own_partial_hnsw_index(client, database) -> None:
-    from lib.ingest.store import vector_index_name
+    from lib.ingest.vector_index import vector_index_name
 
     upload(client, "a.txt", "Indexed with the default model.", namespace="hnsw")
     upload(client, "b.txt", "Indexed with a smaller hashing model.", namespace="hnsw",

@@ -242,7 +242,7 @@ def test_vector_search_can_use_the_models_hnsw_index(database: str, dimensions: 
     """The statement search runs, with its `Vector` parameter, matches the partial index
     expression (`vector(D)`, or `halfvec(D)` past 2,000 dimensions). Sorting is switched off so
     that the index providing the order is the only plan that does not need a disabled node."""
-    from lib.ingest.store import ensure_vector_index, vector_index_name
+    from lib.ingest.vector_index import ensure_vector_index, vector_index_name
     from lib.retrieval.search import SearchOptions, vector_ranking_for_model
 
     model = f"local/hash-{dimensions}"

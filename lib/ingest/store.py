@@ -42,12 +42,7 @@ from lib.ingest.keywords import (
     remove_postings,
     settle_statistics,
 )
-from lib.ingest.vector_index import (  # noqa: F401 - the index's names, as callers knew them here
-    ensure_vector_index,
-    indexed_vector_type,
-    vector_index_name,
-    vector_index_sql,
-)
+from lib.ingest.vector_index import ensure_vector_index
 from lib.logs import log
 
 if TYPE_CHECKING:

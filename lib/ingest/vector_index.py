@@ -142,15 +142,6 @@ def wanted_indexes(model: str, dimensions: int, chunks: float, settings: Setting
     return specs
 
 
-def vector_index_sql(model: str, dimensions: int, settings: Settings | None = None) -> str | None:
-    """The CREATE INDEX for a new model's chunks (its first size class), or None past pgvector's
-    HNSW limits."""
-    from lib.config import get_settings
-
-    specs = wanted_indexes(model, dimensions, 0, settings or get_settings())
-    return specs[0].create_sql() if specs else None
-
-
 # --- what exists ---------------------------------------------------------------------------------
 
 
