@@ -145,6 +145,26 @@ def test_tasks_holding_a_connection_get_another_while_the_pool_is_exhausted(own_
     assert elapsed < 3
 
 
+def test_a_search_s_second_connection_is_pooled_and_kept_for_the_next_search(own_pool) -> None:
+    """The vector side of a hybrid search takes a second connection: while the pool may grow, it
+    is a pooled one, kept, so the next search does not pay for opening a connection again."""
+    own_pool("second", DATABASE_POOL_SIZE="4")
+
+    async def search_like() -> set[int]:
+        async with db.connect() as outer:
+            async with db.connect() as inner:
+                return {(await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+                        for conn in (outer, inner)}
+
+    async def run() -> tuple[set[int], set[int], int]:
+        first, second = await search_like(), await search_like()
+        return first, second, (await db.get_pool()).get_stats()["pool_size"]
+
+    first, second, size = run_async(run)
+    assert len(first) == 2 and second == first  # the same two server processes both times
+    assert size == 2
+
+
 def test_a_connection_the_server_dropped_while_idle_is_replaced_before_a_request_gets_it(
         database, own_pool, monkeypatch) -> None:
     own_pool("dropped_idle", DATABASE_POOL_SIZE="1")

@@ -248,16 +248,20 @@ async def _checkout(pool: AsyncConnectionPool, settings: Settings) -> AsyncConne
 
 async def _checkout_nested(pool: AsyncConnectionPool, settings: Settings) -> tuple[AsyncConnection, bool]:
     """A further connection for a task that already holds one (a search running its two sides at
-    once, an embedding lookup inside it): a free pooled one, else one of its own, closed after use
-    (the True). Queueing would deadlock: every pooled connection lent to a task that waits, behind
-    the others, for a second one. At most the pool's size in tasks hold one, so these stay few."""
+    once, an embedding lookup inside it): a free pooled one, or a new pooled one while the pool
+    may grow and nobody queues for it (kept for the next search: opening one costs more than a
+    hybrid search's ranking), else one of its own, closed after use (the True). Queueing behind
+    others would deadlock: every pooled connection lent to a task that waits, behind the others,
+    for a second one. At most the pool's size in tasks hold one, so these stay few."""
     from psycopg import OperationalError
     from psycopg_pool import PoolTimeout
 
     from lib.db.timeouts import timeouts_for
     from lib.db.vector import register_vector
 
-    if pool.get_stats().get("pool_available", 0) > 0:
+    stats = pool.get_stats()
+    growable = stats.get("pool_size", 0) < pool.max_size and not stats.get("requests_waiting", 0)
+    if stats.get("pool_available", 0) > 0 or growable:
         try:
             return await pool.getconn(timeout=min(pool_wait_s(settings), settings.db_connect_timeout_s)), False
         except PoolTimeout:
