@@ -67,26 +67,34 @@ def test_filters_apply_before_scoring_on_every_path(database: str, monkeypatch: 
     async def main():
         async with db.connect() as conn:
             await load(conn, "grove", 400)
-            cur = await conn.execute("SELECT id FROM chunks WHERE namespace = 'grove' AND metadata->>'kind' = 'faq'")
-            faq = {row[0] for row in await cur.fetchall()}
-            options = SearchOptions(namespace="grove", filter={"kind": "faq"})
+            cur = await conn.execute("SELECT id, metadata->>'kind' FROM chunks WHERE namespace = 'grove'")
+            kinds = dict(await cur.fetchall())
             found = {}
-            # the scope (57 chunks) scored from the chunks, from a hashed scope (every posting, or
-            # in-scope heads), or past both caps with each posting's chunk checked
-            for caps in ((5000, 100_000), (10, 100_000), (10, 20)):
-                monkeypatch.setattr(search, "SCOPE_CAP", caps[0])
-                monkeypatch.setattr(search, "SCOPE_HASH_CAP", caps[1])
-                for label, settings in (("exact", EXACT), ("bounded", BOUNDED)):
-                    found[label, caps] = await keyword_ranking(conn, "apple cherry", options, 10, settings)
+            for kind in ("faq", "note"):  # 57 chunks of 400, and the other 343
+                options = SearchOptions(namespace="grove", filter={"kind": kind})
+                # the scope scored from the chunks, from a hashed scope (every posting, or
+                # in-scope heads), or past both caps with each posting's chunk checked; and a
+                # broad filter's scope cut from the unfiltered ranking (POST_FILTER_SHARE), which
+                # falls back to those paths when too few of it are in scope
+                for caps in ((5000, 100_000, 2.0), (10, 100_000, 2.0), (10, 20, 2.0), (10, 20, 0.0)):
+                    monkeypatch.setattr(search, "SCOPE_CAP", caps[0])
+                    monkeypatch.setattr(search, "SCOPE_HASH_CAP", caps[1])
+                    monkeypatch.setattr(search, "POST_FILTER_SHARE", caps[2])
+                    for label, settings in (("exact", EXACT), ("bounded", BOUNDED)):
+                        found[kind, label, caps] = await keyword_ranking(conn, "apple cherry", options, 10, settings)
+                monkeypatch.setattr(search, "POST_FILTER_SHARE", 0.0)
+                monkeypatch.setattr(search, "POST_FILTER_MAX", 5)  # too shallow to fill 10: the fallback
+                found[kind, "fallback"] = await keyword_ranking(conn, "apple cherry", options, 10, EXACT)
+                monkeypatch.undo()
             # the unfiltered ranking, cut to the filter afterwards: what the filtered one must equal
             everything = await keyword_ranking(conn, "apple cherry", SearchOptions(namespace="grove"), 400, EXACT)
-        return faq, found, everything
+        return kinds, found, everything
 
-    faq, found, everything = run(main)
-    expected = [(c, s) for c, s in everything if c in faq][:10]
-    for ranking in found.values():
-        assert [c for c, _ in ranking] == [c for c, _ in expected]
-        assert [s for _, s in ranking] == pytest.approx([s for _, s in expected])
+    kinds, found, everything = run(main)
+    for key, ranking in found.items():
+        expected = [(c, s) for c, s in everything if kinds[c] == key[0]][:10]
+        assert [c for c, _ in ranking] == [c for c, _ in expected], key
+        assert [s for _, s in ranking] == pytest.approx([s for _, s in expected]), key
 
 
 def test_impacts_are_refreshed_when_the_average_length_drifts(database: str) -> None:

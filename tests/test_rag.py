@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -176,13 +177,21 @@ def test_hnsw_ef_search_is_the_setting_unless_the_request_sets_its_own(manuals) 
     assert asyncio.run(ef_search_of(replace(settings, hnsw_ef_search=None), top_k=5)) == [size_class(10).ef_search]
 
 
-def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
+@pytest.mark.parametrize("path", ["index", "scope"])
+def test_a_selective_metadata_filter_still_fills_top_k(database: str, path: str, monkeypatch) -> None:
     """2,000 chunks, 12 of them `kind: faq`: HNSW alone would find almost none of them among its
-    nearest neighbours; iterative scanning keeps going until top_k match."""
+    nearest neighbours; iterative scanning keeps going until top_k match (the index path), or the
+    scope is small enough to compare its own vectors, which finds the exact nearest (the scope
+    path, lib/retrieval/search.py's SCOPE_EXACT_RATIO)."""
     from pgvector import Vector
 
     from lib.ingest.store import ensure_vector_index
+    from lib.retrieval import search as search_module
     from lib.retrieval.search import SearchOptions, search
+
+    namespace = f"bulk-{path}"
+    if path == "index":
+        monkeypatch.setattr(search_module, "SCOPE_EXACT_RATIO", 0)
 
     async def main():
         try:
@@ -190,17 +199,19 @@ def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
                 await ensure_vector_index(conn, "local/hash-16", 16)
                 await conn.execute(
                     "INSERT INTO documents (namespace, source, media_type, content_hash, embedding_model)"
-                    " VALUES ('bulk', 'bulk.txt', 'text/plain', 'x', 'local/hash-16')")
+                    " VALUES (%s, 'bulk.txt', 'text/plain', 'x', 'local/hash-16')", (namespace,))
                 await conn.execute(
                     "INSERT INTO chunks (document_id, namespace, position, text, content_hash, token_count,"
                     " char_start, char_end, metadata, embedding_model, embedding)"
-                    " SELECT d.id, 'bulk', g, 'chunk ' || g, 'h', 2, 0, 1,"
-                    "  CASE WHEN g % 167 = 0 THEN '{\"kind\": \"faq\"}' ELSE '{\"kind\": \"note\"}' END::jsonb,"
+                    " SELECT d.id, d.namespace, g, 'chunk ' || g, 'h', 2, 0, 1,"
+                    "  CASE WHEN g %% 167 = 0 THEN '{\"kind\": \"faq\"}' ELSE '{\"kind\": \"note\"}' END::jsonb,"
                     "  'local/hash-16', (SELECT array_agg(random() - 0.5 + i * 0 + g * 0) FROM generate_series(1, 16) i)::vector"
-                    " FROM documents d, generate_series(0, 1999) g WHERE d.namespace = 'bulk'")
+                    " FROM documents d, generate_series(0, 1999) g WHERE d.namespace = %s", (namespace,))
                 query = [0.1] * 16
-                options = SearchOptions(namespace="bulk", mode="vector", top_k=5, filter={"kind": "faq"})
+                options = SearchOptions(namespace=namespace, mode="vector", top_k=5, filter={"kind": "faq"})
                 hits = await search(conn, "faq", options, get_settings(), {"local/hash-16": query})
+                exact = await search(conn, "faq", replace(options, exact=True), get_settings(),
+                                     {"local/hash-16": query})
                 # the same filtered query without iterative scanning, for contrast
                 async with conn.transaction():
                     await conn.execute("SET LOCAL hnsw.ef_search = 40")
@@ -209,13 +220,15 @@ def test_a_selective_metadata_filter_still_fills_top_k(database: str) -> None:
                         " AND metadata @> '{\"kind\": \"faq\"}' ORDER BY embedding::halfvec(16) <=> %s::halfvec(16)"
                         " LIMIT 5", (Vector(query),))
                     plain = await cur.fetchall()
-            return hits, plain
+            return hits, exact, plain
         finally:
             await db.close_pools()
 
-    hits, plain = asyncio.run(main())
+    hits, exact, plain = asyncio.run(main())
     assert len(hits) == 5
     assert all(hit.metadata == {"kind": "faq"} for hit in hits)
+    if path == "scope":
+        assert [hit.chunk_id for hit in hits] == [hit.chunk_id for hit in exact]
     assert len(plain) < 5  # what the filter would have starved to without iterative scans
 
 

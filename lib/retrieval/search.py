@@ -139,6 +139,13 @@ def _is_filtered(options: SearchOptions) -> bool:
     return bool(options.filter or options.document_ids or options.sources)
 
 
+async def estimated_scope(conn: AsyncConnection, where: str, params: dict[str, Any]) -> float:
+    """The planner's estimate of the chunks `where` (over alias `c`) keeps: no rows are read, and
+    a wrong estimate only sends a ranking down its slower path."""
+    cur = await conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM chunks c WHERE {where}", params)
+    return float((await cur.fetchone())[0][0]["Plan"]["Plan Rows"])
+
+
 async def count_in_scope(conn: AsyncConnection, where: str, params: dict[str, Any], cap: int) -> int:
     """How many chunks `where` (over alias `c`) keeps, counted no further than `cap` + 1: enough
     to tell whether the scope is small enough for the path that starts from it."""
@@ -216,26 +223,34 @@ postings_read AS (
 # whose list was cut, a posting not read adds at most `cap` (idf (k1 + 1) times the impact where
 # reading stopped, scaled back from 32767 and by the avgdl drift). So a chunk scores at most
 # `known` plus the caps of the cut terms it was not seen with (`upper`), and a chunk never seen
-# at most the sum of all caps. The `contenders`, the chunks with the highest known scores and
-# those with the highest upper bounds, are scored exactly from their own postings of the query
-# terms (found by the chunk index). `bound` is the most any other chunk can score: when the k-th
-# contender scores at least that, the top k are exact.
+# at most the sum of all caps. The `contenders` are the `limit` chunks with the highest known
+# scores and those whose upper bound reaches the limit-th known score (the highest bounds first,
+# at most `contenders` of them): any other chunk scores less than `limit` chunks already do. They
+# are scored exactly from their own postings of the query terms (found by the chunk index).
+# `bound` is the most any other chunk can score: when the k-th contender scores at least that,
+# the top k are exact.
+#
+# The heads of a term with at most `read_all` postings are the whole list (never cut).
+#
+# With a filter whose scope is hashed (`{scope_cte}` defines `scope`, `{head_scope}` checks each
+# posting against it), the heads are each term's `depth` highest-impact postings *in scope*, read
+# in impact order until that many are found, and the caps bound the scope's unread postings.
 BOUNDED_SQL = """
-WITH q AS (
-    SELECT term_id, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
+WITH {scope_cte}q AS (
+    SELECT term_id, df, ln(1 + (%(n)s - df + 0.5) / (df + 0.5)) AS idf
     FROM unnest(%(term_ids)s::integer[], %(dfs)s::float8[]) AS q(term_id, df)
 ),
 head AS MATERIALIZED (
     SELECT q.term_id, h.chunk_id, h.impact,
            q.idf * h.tf * (%(k1)s + 1) / (h.tf + %(k1)s * (1 - %(b)s + %(b)s * h.length / %(avgdl)s)) AS part
     FROM q CROSS JOIN LATERAL (
-        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id
-        ORDER BY p.impact DESC LIMIT %(depth)s) h
+        SELECT p.chunk_id, p.tf, p.length, p.impact FROM postings p WHERE p.term_id = q.term_id {head_scope}
+        ORDER BY p.impact DESC LIMIT CASE WHEN q.df <= %(read_all)s THEN NULL ELSE %(depth)s END) h
 ),
 cut AS MATERIALIZED (
     SELECT h.term_id, q.idf, q.idf * (%(k1)s + 1) * min(h.impact) / 32767.0 * %(drift)s AS cap
     FROM head h JOIN q USING (term_id)
-    GROUP BY h.term_id, q.idf HAVING count(*) >= %(depth)s
+    GROUP BY h.term_id, q.idf, q.df HAVING count(*) >= %(depth)s AND q.df > %(read_all)s
 ),
 unseen AS (
     SELECT coalesce(sum(cap), 0) AS cap FROM cut
@@ -246,10 +261,14 @@ known AS MATERIALIZED (
     FROM head h LEFT JOIN cut x USING (term_id) {scope}
     GROUP BY h.chunk_id
 ),
+kth AS (
+    SELECT score FROM known ORDER BY score DESC, chunk_id OFFSET %(limit)s - 1 LIMIT 1
+),
 contenders AS MATERIALIZED (
-    (SELECT chunk_id FROM known ORDER BY score DESC, chunk_id LIMIT %(contenders)s)
+    (SELECT chunk_id FROM known ORDER BY score DESC, chunk_id LIMIT %(limit)s)
     UNION
-    (SELECT chunk_id FROM known ORDER BY upper DESC, chunk_id LIMIT %(contenders)s)
+    (SELECT chunk_id FROM known WHERE upper >= coalesce((SELECT score FROM kth), 0)
+     ORDER BY upper DESC, chunk_id LIMIT %(contenders)s)
 ),
 resolved AS (
     SELECT c.chunk_id, sum(q.idf * p.tf * (%(k1)s + 1)
@@ -262,18 +281,45 @@ resolved AS (
 )
 SELECT chunk_id, score,
        greatest((SELECT cap FROM unseen),
-                (SELECT max(upper) FROM known WHERE chunk_id NOT IN (SELECT chunk_id FROM contenders))) AS bound
+                (SELECT max(upper) FROM known WHERE chunk_id NOT IN (SELECT chunk_id FROM contenders))) AS bound,
+       {scope_size} AS scope_size
 FROM resolved ORDER BY score DESC, chunk_id LIMIT %(limit)s
 """
+
+# The scope hashed for the bounded ranking, read no further than SCOPE_HASH_CAP + 1 chunks: a
+# larger scope is not used (its size says so) and the ranking runs again checking each posting's
+# chunk instead. `IS TRUE` keeps the check a hashed lookup on each posting read in impact order;
+# as a plain `IN`, the planner made it a semi-join that read every posting and sorted them.
+HASHED_SCOPE_CTE = """scope AS MATERIALIZED (
+    SELECT c.id FROM chunks c WHERE {where} LIMIT %(scope_cap)s
+),
+"""
+HASHED_HEAD_SCOPE = "AND (p.chunk_id IN (SELECT id FROM scope)) IS TRUE"
+
 # With a filter: up to SCOPE_CAP chunks in scope, their postings of the query terms are scored
-# (from the chunks). Up to SCOPE_HASH_CAP, while the query terms have at most SCOPED_EXACT_FACTOR
-# times BM25_EXACT_POSTINGS postings, every one is read from the impact index and kept when its
-# chunk is in the scope (the scope's ids hashed once): exact. Otherwise the query is scored as
-# without a filter, each posting read checked against it.
+# (from the chunks). Up to SCOPE_HASH_CAP, the scope's ids are hashed once and each posting read
+# from the impact index is checked against them: every posting of the query terms while they have
+# at most SCOPED_EXACT_FACTOR times BM25_EXACT_POSTINGS (exact), else the bounded ranking over
+# each term's highest-impact postings in scope. Past SCOPE_HASH_CAP the query is scored as without
+# a filter, each posting read checked against the chunk it belongs to.
 SCOPE_CAP = 5_000
 SCOPE_HASH_CAP = 100_000
+# A filter the planner expects to keep at least POST_FILTER_SHARE of the namespace: the unfiltered
+# ranking, POST_FILTER_MARGIN times as deep as the scope's share says `limit` needs (at most
+# POST_FILTER_MAX), cut to the scope; when fewer than `limit` of it are in scope, the paths above.
+POST_FILTER_SHARE = 0.2
+POST_FILTER_MARGIN = 1.5
+POST_FILTER_MAX = 1_000
 SCOPED_EXACT_FACTOR = 4
 BOUNDED_START_DEPTH = 2_000
+# in-scope postings per term the hashed bounded ranking starts from (deepened as without a filter);
+# a term with at most SCOPED_READ_ALL postings is read whole, so only common terms are cut
+SCOPED_START_DEPTH = 200
+SCOPED_READ_ALL = 100_000
+# contenders besides the top `limit` known scores (chunks whose upper bound reaches the limit-th
+# known score), per result: more where the heads are shallow, so the bound is proven more often
+CONTENDERS = 4
+SCOPED_CONTENDERS = 16
 
 
 @dataclass
@@ -320,10 +366,13 @@ async def keyword_ranking(
     params: dict[str, Any] = {"term_ids": terms.term_ids, "dfs": terms.dfs, "n": terms.n, "avgdl": terms.avgdl,
                               "k1": float(k1), "b": float(b), "limit": limit}
     if not _is_filtered(options):
-        if terms.postings <= settings.bm25_exact_postings:
-            return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", ""), params)
-        return await _bounded_ranking(conn, terms, params, "", settings)
+        return await _unfiltered_ranking(conn, terms, params, settings)
     where, scope_params = scope_sql(options)
+    share = await estimated_scope(conn, where, scope_params) / max(terms.n, 1.0)
+    if share >= POST_FILTER_SHARE:  # a broad filter: rank as without it, then keep the chunks in scope
+        ranking = await _post_filtered(conn, terms, params, settings, share, where, scope_params)
+        if ranking is not None:
+            return ranking
     params.update(scope_params)
     hashable = terms.postings <= settings.bm25_exact_postings * SCOPED_EXACT_FACTOR
     cap = SCOPE_HASH_CAP if hashable else SCOPE_CAP  # count no further than a path needs
@@ -334,10 +383,42 @@ async def keyword_ranking(
         return await _exact_ranking(conn, SCOPE_POSTINGS.replace("{where}", where), params)
     if hashable and in_scope <= SCOPE_HASH_CAP:
         return await _exact_ranking(conn, SCOPED_POSTINGS.replace("{where}", where), params)
+    if not hashable and in_scope <= SCOPE_HASH_CAP:  # counted to SCOPE_CAP only: hash it if it fits
+        ranking = await _bounded_ranking(conn, terms, {**params, "scope_cap": SCOPE_HASH_CAP + 1},
+                                         settings, hashed_scope=where)
+        if ranking is not None:
+            return ranking
     if terms.postings <= settings.bm25_exact_postings:
         scope = "JOIN chunks c ON c.id = p.chunk_id WHERE " + where
         return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", scope), params)
-    return await _bounded_ranking(conn, terms, params, "JOIN chunks c ON c.id = h.chunk_id WHERE " + where, settings)
+    return await _bounded_ranking(conn, terms, params, settings,
+                                  joined_scope="JOIN chunks c ON c.id = h.chunk_id WHERE " + where)
+
+
+async def _unfiltered_ranking(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any],
+                              settings: Settings) -> Ranking:
+    if terms.postings <= settings.bm25_exact_postings:
+        return await _exact_ranking(conn, ALL_POSTINGS.replace("{scope}", ""), params)
+    return await _bounded_ranking(conn, terms, params, settings)
+
+
+async def _post_filtered(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any], settings: Settings,
+                         share: float, where: str, scope_params: dict[str, Any]) -> Ranking | None:
+    """The unfiltered ranking, deep enough that `limit` of it should be in a scope holding `share`
+    of the chunks, cut to the scope: the scope's own top results, as exact as the unfiltered
+    ranking is. None when too few of them were in scope to tell."""
+    limit = params["limit"]
+    wide = min(POST_FILTER_MAX, math.ceil(limit / share * POST_FILTER_MARGIN))
+    ranking = await _unfiltered_ranking(conn, terms, {**params, "limit": wide}, settings)
+    if not ranking:
+        return []
+    cur = await conn.execute(f"SELECT c.id FROM chunks c WHERE c.id = ANY(%(ids)s::bigint[]) AND {where}",
+                             {**scope_params, "ids": [chunk_id for chunk_id, _ in ranking]})
+    kept = {row[0] for row in await cur.fetchall()}
+    in_scope = [(chunk_id, score) for chunk_id, score in ranking if chunk_id in kept]
+    if len(in_scope) >= limit or len(ranking) < wide:  # enough, or every matching chunk was ranked
+        return in_scope[:limit]
+    return None
 
 
 async def _exact_ranking(conn: AsyncConnection, postings: str, params: dict[str, Any]) -> Ranking:
@@ -345,10 +426,12 @@ async def _exact_ranking(conn: AsyncConnection, postings: str, params: dict[str,
     return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
 
 
-async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any], scope: str,
-                           settings: Settings) -> Ranking:
+async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dict[str, Any], settings: Settings,
+                           joined_scope: str = "", hashed_scope: str = "") -> Ranking | None:
     """Impact-ordered heads, deepened fourfold until the bound proves the top results exact or
-    the depth reaches BM25_MAX_DEPTH."""
+    the depth reaches BM25_MAX_DEPTH. A filter is either `joined_scope` (each head posting's chunk
+    checked) or `hashed_scope` (the heads are postings in scope; None when the scope turns out
+    larger than SCOPE_HASH_CAP, which the hash does not hold)."""
     limit = params["limit"]
     same_basis = (terms.basis_avgdl is not None and terms.basis_k1 == params["k1"]
                   and terms.basis_b == params["b"]
@@ -357,22 +440,37 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     # larger avgdl now makes every part up to this much larger
     lowest = terms.basis_avgdl if terms.prior_avgdl is None else min(terms.basis_avgdl, terms.prior_avgdl)
     drift = max(1.0, terms.avgdl / lowest) if same_basis else math.inf
-    sql = BOUNDED_SQL.replace("{scope}", scope)
-    depth = min(settings.bm25_max_depth, max(BOUNDED_START_DEPTH, 4 * limit))
+    hashed = bool(hashed_scope)
+    sql = (BOUNDED_SQL.replace("{scope}", joined_scope)
+           .replace("{scope_cte}", HASHED_SCOPE_CTE.replace("{where}", hashed_scope) if hashed else "")
+           .replace("{head_scope}", HASHED_HEAD_SCOPE if hashed else "")
+           .replace("{scope_size}", "(SELECT count(*) FROM scope)" if hashed else "0"))
+    start = SCOPED_START_DEPTH if hashed else BOUNDED_START_DEPTH
+    deepest = settings.bm25_max_depth
+    depth = min(deepest, max(start, 4 * limit))
     while True:
-        cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift, "contenders": 4 * limit})
+        cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift,
+                                       "contenders": (SCOPED_CONTENDERS if hashed else CONTENDERS) * limit,
+                                       "read_all": SCOPED_READ_ALL if hashed else 0})
         rows = await cur.fetchall()
+        if hashed and not rows:  # no posting of the query terms in scope, unless the scope was cut
+            fits = await count_in_scope(conn, hashed_scope, params, SCOPE_HASH_CAP) <= SCOPE_HASH_CAP
+            return [] if fits else None
+        if hashed and rows[0][3] > SCOPE_HASH_CAP:
+            return None  # the scope is too large to hash
+        if hashed:  # `depth` postings in scope take about depth * chunks / scope reads: as many as without a filter
+            deepest = min(deepest, max(depth, int(settings.bm25_max_depth * rows[0][3] / terms.n)))
         ranking = [(int(row[0]), float(row[1])) for row in rows]
         if rows:
             bound = float(rows[0][2])
         else:  # no candidate in scope: only exhausted lists prove there is none
-            bound = math.inf if scope else 0.0
+            bound = math.inf if joined_scope else 0.0
         proven = bound == 0.0 or (len(ranking) == limit and ranking[-1][1] >= bound)
-        if proven or depth >= settings.bm25_max_depth:
+        if proven or depth >= deepest:
             if not proven:
                 log("debug", "bm25_bounded", depth=depth, bound=bound, last=ranking[-1][1] if ranking else None)
             return ranking
-        depth = min(settings.bm25_max_depth, depth * 4)
+        depth = deepest if depth * 8 > deepest else depth * 4  # no short last step
 
 
 # --- vector: HNSW -----------------------------------------------------------------------------
@@ -430,20 +528,20 @@ SELECT id, 1 - distance FROM nearest ORDER BY distance, id
 # chunks and a 1% filter, 50 candidates took three times as long as 10), while the scope's own
 # vectors may be few enough to compare them all, and the answer is then exact. Measured at 1M and
 # 1%: the index 40 ms p50 for 10 and 140 ms for 50, the exact scan of 10,000 vectors 62 ms for
-# either; SCOPE_EXACT_RATIO puts the switch between the two.
+# either; SCOPE_EXACT_RATIO puts the switch between the two. The scope is read once, no further
+# than the cap: its size comes back with the nearest, and past the cap they are not used.
 SCOPE_EXACT_CAP = 20_000
-SCOPE_EXACT_RATIO = 5
+SCOPE_EXACT_RATIO = 12
+# the planner's estimate of the scope decides whether to try: past this many times the cap, the
+# index straight away (a scope read to the cap and found larger is time lost)
+SCOPE_ESTIMATE_SLACK = 2
 
 SCOPE_EXACT_SQL = """
 WITH scope AS MATERIALIZED (
-    SELECT c.id, c.embedding FROM chunks c
-    WHERE c.embedding_model = {model} AND c.embedding IS NOT NULL AND {where}
-),
-nearest AS MATERIALIZED (
-    SELECT id, embedding::vector({dims}) <=> %(vector)s::vector({dims}) AS distance
-    FROM scope ORDER BY distance LIMIT %(limit)s
+    SELECT c.id, c.embedding::vector({dims}) <=> %(vector)s::vector({dims}) AS distance FROM chunks c
+    WHERE {where} LIMIT %(scope_cap)s
 )
-SELECT id, 1 - distance FROM nearest ORDER BY distance, id
+SELECT id, 1 - distance, (SELECT count(*) FROM scope) FROM scope ORDER BY distance, id LIMIT %(limit)s
 """
 
 
@@ -470,11 +568,12 @@ async def vector_ranking_for_model(
             cap = min(SCOPE_EXACT_CAP, math.isqrt(int(SCOPE_EXACT_RATIO * limit * max(index.rows, 1))))
             of_model = pgsql.SQL("c.embedding_model = {model} AND c.embedding IS NOT NULL AND ").format(
                 model=pgsql.Literal(model)).as_string(conn) + where
-            if await count_in_scope(conn, of_model, params, cap) <= cap:
-                query = pgsql.SQL(SCOPE_EXACT_SQL).format(dims=pgsql.Literal(dims), model=pgsql.Literal(model),
-                                                          where=pgsql.SQL(where))
-                cur = await conn.execute(query, params)
-                return [(int(row[0]), float(row[1])) for row in await cur.fetchall()]
+            if await estimated_scope(conn, of_model, params) <= SCOPE_ESTIMATE_SLACK * cap:
+                query = pgsql.SQL(SCOPE_EXACT_SQL).format(dims=pgsql.Literal(dims), where=pgsql.SQL(of_model))
+                cur = await conn.execute(query, {**params, "scope_cap": cap + 1})
+                rows = await cur.fetchall()
+                if not rows or rows[0][2] <= cap:
+                    return [(int(row[0]), float(row[1])) for row in rows]
         binary = bool(binary_rerank) and index.binary and not options.exact
         params["first"] = limit * binary_rerank
         query = pgsql.SQL(BINARY_RERANK_SQL if binary else VECTOR_SQL).format(
