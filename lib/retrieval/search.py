@@ -5,12 +5,14 @@
   length normalisation with b. Exact over every posting of the query terms while they have at most
   BM25_EXACT_POSTINGS postings; past that, each term's postings are read in impact order and the
   top results are exact whenever the bound proves it (see `keyword_ranking`). A filter selects
-  the chunks in scope before their postings are scored.
+  the chunks in scope before their postings are scored, unless the planner expects it to keep a
+  fifth of the namespace or more: then the unfiltered ranking, deep enough, is cut to the scope.
 - vector: cosine similarity through the partial HNSW index of the namespace's embedding model,
   `(embedding::halfvec(D)) halfvec_cosine_ops WHERE embedding_model = ...` (or `vector(D)`, as
   lib/ingest/vector_index.py built it), with `hnsw.ef_search` by the index's size and
-  `hnsw.iterative_scan = relaxed_order` so filtered searches still fill `top_k`; optionally a
-  binary-quantized first pass re-ranked by exact cosine distance (VECTOR_BINARY_RERANK).
+  `hnsw.iterative_scan = relaxed_order` so filtered searches still fill `top_k` (or, for a scope
+  small enough, exact distances over the scope's own vectors); optionally a binary-quantized
+  first pass re-ranked by exact cosine distance (VECTOR_BINARY_RERANK).
 - hybrid: a min-max normalized weighted sum (the default: nDCG@10 0.738 on SciFact against 0.713
   for reciprocal rank fusion, see bench/RESULTS.md) or reciprocal rank fusion, weights per request.
 
