@@ -215,3 +215,24 @@ def test_binary_first_pass_finds_what_exact_search_finds(database, env) -> None:
     changes = run(lambda: maintain_vector_indexes(get_settings(), models=[model]))
     assert [(c.action, c.kind) for c in changes] == [("dropped", "bit")]
     assert len(run(lambda: nearest(model))) == 5
+
+
+def test_a_search_reading_the_catalog_while_a_rebuild_swaps_the_index_still_answers(database) -> None:
+    """A search's snapshot can still list an index that a rebuild's swap has just dropped: what the
+    search reads of it must come from that snapshot, not a fresh lookup that fails."""
+    from lib.ingest.vector_index import search_index
+
+    model = "test/swapped"
+
+    async def main():
+        async with db.connect() as other:
+            await ensure_vector_index(other, model, DIMS, get_settings())
+            async with await db.open_connection(database) as reader:
+                async with reader.transaction():
+                    await reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    await reader.execute("SELECT 1")  # the snapshot is taken here
+                    await other.execute(f"DROP INDEX {vector_index_name(model)}")
+                    return await search_index(reader, model, DIMS)
+
+    index = run(main)
+    assert index.kind == "halfvec"  # as the snapshot saw it

@@ -161,18 +161,19 @@ class ExistingIndex:
                 and self.ef_construction == spec.ef_construction)
 
 
+# Catalog tables only, read in the query's snapshot: pg_get_indexdef() looks the index up afresh,
+# and failed ("cache lookup failed") for one a rebuild's swap dropped meanwhile. The operator
+# class says the type: vector_cosine_ops, halfvec_cosine_ops, bit_hamming_ops.
 INDEXES_SQL = """
-SELECT c.relname, pg_get_indexdef(c.oid), c.reloptions, i.indisvalid, greatest(c.reltuples, 0)
-FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+SELECT c.relname, o.opcname, c.reloptions, i.indisvalid, greatest(c.reltuples, 0)
+FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_opclass o ON o.oid = i.indclass[0]
 WHERE c.relname = ANY(%s) AND c.relnamespace = 'public'::regnamespace
 """
-_TYPE = re.compile(r"::(vector|halfvec|bit)\(")
 
 
 def _existing(row: tuple[Any, ...]) -> ExistingIndex:
-    name, definition, options, valid, rows = row
-    kinds = _TYPE.findall(definition)
-    kind = "bit" if "bit" in kinds else (kinds[0] if kinds else "vector")
+    name, opclass, options, valid, rows = row
+    kind = next((k for k in ("halfvec", "bit", "vector") if opclass.startswith(k)), "vector")
     values = dict(option.split("=", 1) for option in options or ())
     return ExistingIndex(name, kind, int(values.get("m", DEFAULT_M)),
                          int(values.get("ef_construction", DEFAULT_EF_CONSTRUCTION)), bool(valid), float(rows))
