@@ -89,6 +89,15 @@ def previous_sections() -> dict[str, tuple[str, str]]:
     return {m["name"]: (m["date"], m["body"]) for m in _SECTION.finditer(RESULTS.read_text())}
 
 
+def previous_notes() -> list[str]:
+    """The dated notes of the current RESULTS.md's header (`- 2026-11-29: ...`): what was measured
+    apart from a `run.py` run, and how. Kept, as the sections they describe are."""
+    if not RESULTS.exists():
+        return []
+    header = RESULTS.read_text().split("<!-- bench:", 1)[0]
+    return [line for line in header.splitlines() if re.match(r"- \d{4}-\d{2}-\d{2}\b", line)]
+
+
 def peer_versions() -> dict[str, str]:
     versions = {}
     for path in sorted(BENCH_DIR.glob("requirements-*.txt")):
@@ -104,7 +113,7 @@ def section(name: str, date: str, body: str) -> str:
 
 
 def render(results: dict[str, dict], kept: dict[str, tuple[str, str]], order: list[str], full: bool,
-           quick: bool) -> str:
+           quick: bool, notes: list[str] = ()) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     host = machine()
     versions = ", ".join(f"{name} {version}" for name, version in sorted(peer_versions().items()))
@@ -117,6 +126,7 @@ def render(results: dict[str, dict], kept: dict[str, tuple[str, str]], order: li
         f"- Last run: {now}, `{' '.join(['.venv/bin/python bench/run.py', *sys.argv[1:]])}`"
         + (" (quick: fewer runs, figures only indicative)" if quick else "")
         + ". A section not re-run by it is kept, marked with the date it was measured.",
+        *notes,
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['memory_gb']} GB memory, "
         f"Python {host['python']}, {host['platform']}. The machine was shared with other work "
         "while this ran, so absolute times are noisy; ratios are taken within one run.",
@@ -158,7 +168,7 @@ def main() -> None:
     if any(name in SLOW or name in MILLION for name in wanted):
         ensure_bench_requirements()
     results = {name: run_benchmark(name, args.quick) for name in wanted}
-    RESULTS.write_text(render(results, previous_sections(), present, args.full, args.quick))
+    RESULTS.write_text(render(results, previous_sections(), present, args.full, args.quick, previous_notes()))
     failed = [name for name, payload in results.items() if payload.get("failed")]
     print(f"bench: wrote {RESULTS.relative_to(PROJECT_ROOT)}"
           + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr)

@@ -97,6 +97,12 @@ def test_results_keep_sections_that_were_not_re_run(tmp_path: Path, monkeypatch:
     results.write_text(text)
     again = run.render({}, run.previous_sections(), ["gateway", "scifact"], full=False, quick=False)
     assert again.count("Kept from an earlier run") == 2
+    # a dated note in the header (a section measured by its own script) survives the next run
+    note = "- 2026-11-29: the SciFact section was measured by its own script."
+    results.write_text(again.replace("\n- Machine:", f"\n{note}\n- Machine:", 1))
+    rewritten = run.render(second, run.previous_sections(), ["gateway", "scifact"], full=False, quick=False,
+                           notes=run.previous_notes())
+    assert rewritten.count(note) == 1 and rewritten.index(note) < rewritten.index("<!-- bench:")
 
 
 def test_ratio_formatting_refuses_empty_denominators() -> None:
