@@ -228,7 +228,9 @@ postings_read AS (
 # at most the sum of all caps. The `contenders` are the `limit` chunks with the highest known
 # scores and those whose upper bound reaches the limit-th known score (the highest bounds first,
 # at most `contenders` of them): any other chunk scores less than `limit` chunks already do. They
-# are scored exactly from their own postings of the query terms (found by the chunk index).
+# are scored exactly from their own postings of the query terms, found by the chunk index in one
+# scan over the contenders' ids in order (per contender, each lookup was a random descent: at 1M
+# chunks, resolving 640 contenders that way cost 33 ms of p50 against 12 ms in one scan).
 # `bound` is the most any other chunk can score: when the k-th contender scores at least that,
 # the top k are exact.
 #
@@ -273,13 +275,12 @@ contenders AS MATERIALIZED (
      ORDER BY upper DESC, chunk_id LIMIT %(contenders)s)
 ),
 resolved AS (
-    SELECT c.chunk_id, sum(q.idf * p.tf * (%(k1)s + 1)
+    SELECT p.chunk_id, sum(q.idf * p.tf * (%(k1)s + 1)
                            / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(avgdl)s))) AS score
-    FROM contenders c
-    CROSS JOIN LATERAL (SELECT p.term_id, p.tf, p.length FROM postings p
-                       WHERE p.chunk_id = c.chunk_id AND p.term_id = ANY(%(term_ids)s::integer[]) OFFSET 0) p
-    JOIN q USING (term_id)
-    GROUP BY c.chunk_id
+    FROM postings p JOIN q USING (term_id)
+    WHERE p.chunk_id = ANY(ARRAY(SELECT chunk_id FROM contenders ORDER BY chunk_id))
+      AND p.term_id = ANY(%(term_ids)s::integer[])
+    GROUP BY p.chunk_id
 )
 SELECT chunk_id, score,
        greatest((SELECT cap FROM unseen),
@@ -318,10 +319,15 @@ BOUNDED_START_DEPTH = 2_000
 # a term with at most SCOPED_READ_ALL postings is read whole, so only common terms are cut
 SCOPED_START_DEPTH = 200
 SCOPED_READ_ALL = 100_000
+READ_ALL = 0
 # contenders besides the top `limit` known scores (chunks whose upper bound reaches the limit-th
-# known score), per result: more where the heads are shallow, so the bound is proven more often
+# known score): at least MIN_CONTENDERS, else so many per result (more where the heads are
+# shallow). A chunk that holds several of the query terms without being near the top of any
+# term's list is found only this way: at 1M chunks, with common-term queries at top 10, 40
+# contenders returned 71% of the exact top 10 and 640 returned 91% (score sums 97.6% and 99.3%).
 CONTENDERS = 4
 SCOPED_CONTENDERS = 16
+MIN_CONTENDERS = 640
 
 
 @dataclass
@@ -452,8 +458,9 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     depth = min(deepest, max(start, 4 * limit))
     while True:
         cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift,
-                                       "contenders": (SCOPED_CONTENDERS if hashed else CONTENDERS) * limit,
-                                       "read_all": SCOPED_READ_ALL if hashed else 0})
+                                       "contenders": max(MIN_CONTENDERS,
+                                                         (SCOPED_CONTENDERS if hashed else CONTENDERS) * limit),
+                                       "read_all": SCOPED_READ_ALL if hashed else READ_ALL})
         rows = await cur.fetchall()
         if hashed and not rows:  # no posting of the query terms in scope, unless the scope was cut
             fits = await count_in_scope(conn, hashed_scope, params, SCOPE_HASH_CAP) <= SCOPE_HASH_CAP
