@@ -108,3 +108,15 @@ def test_results_keep_sections_that_were_not_re_run(tmp_path: Path, monkeypatch:
 def test_ratio_formatting_refuses_empty_denominators() -> None:
     assert measure.ratio(10, 2) == "5.0x"
     assert measure.ratio(1, 0) == "n/a"
+
+
+def test_the_scale_server_settings_compare_in_one_unit() -> None:
+    """Postgres shows 8192MB as 8GB and 900s as 15min: a setting already applied is not applied
+    (and the server restarted) again."""
+    import pg
+
+    assert pg._normalized("8GB") == pg._normalized("8192MB") != pg._normalized("8MB")
+    assert pg._normalized("15min") == pg._normalized("900s")
+    settings = pg.scale_settings()
+    buffers, cache = (int(settings[k].removesuffix("MB")) for k in ("shared_buffers", "effective_cache_size"))
+    assert 0 < buffers <= 8192 and cache >= 2 * buffers
