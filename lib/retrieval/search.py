@@ -321,8 +321,8 @@ SCOPED_START_DEPTH = 200
 SCOPED_READ_ALL = 100_000
 READ_ALL = 0
 # contenders besides the top `limit` known scores (chunks whose upper bound reaches the limit-th
-# known score): at least MIN_CONTENDERS, else so many per result (more where the heads are
-# shallow). A chunk that holds several of the query terms without being near the top of any
+# known score): so many per result (more where the heads are shallow), and at least
+# MIN_CONTENDERS in the last round, the one whose answer stands even unproven. A chunk that holds several of the query terms without being near the top of any
 # term's list is found only this way: at 1M chunks, with common-term queries at top 10, 40
 # contenders returned 71% of the exact top 10 and 640 returned 91% (score sums 97.6% and 99.3%).
 CONTENDERS = 4
@@ -457,9 +457,10 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
     deepest = settings.bm25_max_depth
     depth = min(deepest, max(start, 4 * limit))
     while True:
-        cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift,
-                                       "contenders": max(MIN_CONTENDERS,
-                                                         (SCOPED_CONTENDERS if hashed else CONTENDERS) * limit),
+        contenders = (SCOPED_CONTENDERS if hashed else CONTENDERS) * limit
+        if depth >= deepest:  # the last round: what it does not prove, it answers
+            contenders = max(MIN_CONTENDERS, contenders)
+        cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift, "contenders": contenders,
                                        "read_all": SCOPED_READ_ALL if hashed else READ_ALL})
         rows = await cur.fetchall()
         if hashed and not rows:  # no posting of the query terms in scope, unless the scope was cut
