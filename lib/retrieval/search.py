@@ -376,7 +376,7 @@ async def keyword_ranking(
     if not _is_filtered(options):
         return await _unfiltered_ranking(conn, terms, params, settings)
     where, scope_params = scope_sql(options)
-    share = await estimated_scope(conn, where, scope_params) / max(terms.n, 1.0)
+    share = min(1.0, await estimated_scope(conn, where, scope_params) / max(terms.n, 1.0))
     if share >= POST_FILTER_SHARE:  # a broad filter: rank as without it, then keep the chunks in scope
         ranking = await _post_filtered(conn, terms, params, settings, share, where, scope_params)
         if ranking is not None:
