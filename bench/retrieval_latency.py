@@ -358,9 +358,41 @@ async def measure(chunks: int, queries: int, variants: list[str]) -> dict:
                 print(f"  {label}: {results[-1]}", file=sys.stderr)
     if variants and variants[-1] != default_variant:  # leave the database as the defaults index it
         await index_variant(default_variant, replace(base, **VARIANTS[default_variant]), chunks)
+    keyword_quality = await bounded_against_exhaustive(base, common_texts[:min(queries, QUALITY_QUERIES)])
     await db.close_pools()
     return {"default_variant": default_variant, "latency": results, "variants": figures,
-            "load": os.getloadavg()}
+            "keyword_quality": keyword_quality, "load": os.getloadavg()}
+
+
+QUALITY_QUERIES = 50
+
+
+async def bounded_against_exhaustive(settings, texts: list[str]) -> list[dict]:
+    """Keyword search's top 10 as the defaults rank it (bounded for common terms) against BM25
+    over every posting of the query terms: the share of the exact top 10 it returns, and its
+    scores' sum over the exact top 10's, without and with the 1% filter."""
+    from dataclasses import replace
+
+    from lib import db
+    from lib.retrieval.search import SearchOptions, keyword_ranking
+
+    exhaustive = replace(settings, bm25_exact_postings=10**12)
+    figures = []
+    async with db.connect(settings) as conn:
+        for label, flt in (("common terms", None), ("common terms, filter kind=faq (1%)", {"kind": "faq"})):
+            shares, sums = [], []
+            for text in texts:
+                options = SearchOptions(namespace=NAMESPACE, mode="keyword", filter=flt)
+                exact = await keyword_ranking(conn, text, options, 10, exhaustive)
+                found = await keyword_ranking(conn, text, options, 10, settings)
+                if not exact:
+                    continue
+                shares.append(len({c for c, _ in found} & {c for c, _ in exact}) / len(exact))
+                sums.append(sum(s for _, s in found) / sum(s for _, s in exact))
+            figures.append({"run": label, "queries": len(shares), "top10_share": round(statistics.mean(shares), 3),
+                            "score_sum": round(statistics.mean(sums), 4), "worst_share": round(min(shares), 2)})
+            print(f"  keyword quality, {label}: {figures[-1]}", file=sys.stderr)
+    return figures
 
 
 def markdown(report: dict) -> str:
@@ -389,6 +421,13 @@ def markdown(report: dict) -> str:
         "|---|---:|---:|---:|",
     ]
     lines += [f"| {r['run']} | {r['p50_ms']} ms | {r['p95_ms']} ms | {r['p99_ms']} ms |" for r in report["latency"]]
+    if report.get("keyword_quality"):
+        lines += ["", "Keyword search as the defaults rank it (the bounded path, for common terms) against BM25 over "
+                  "every posting of the query terms, top 10, common-term queries: the share of the exact top 10 "
+                  "it returns, and the sum of its scores over the exact top 10's.", "",
+                  "| queries | share of the exact top 10 | worst query | score sum |", "|---|---:|---:|---:|"]
+        lines += [f"| {q['run']} ({q['queries']}) | {q['top10_share']:.3f} | {q['worst_share']:.2f} | "
+                  f"{q['score_sum']:.4f} |" for q in report["keyword_quality"]]
     lines += ["", "Vector search by index variant: recall@10 against exact search (full precision, sequential "
               "scan) over 100 queries, with the p50 of the ranking alone; then `search` in vector mode at the "
               "defaults. *binary*: a `bit` HNSW index of the sign bits gives R x the candidates, re-ranked by "
