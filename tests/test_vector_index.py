@@ -74,6 +74,16 @@ async def nearest(model: str, exact: bool = False) -> list[int]:
     return [hit.chunk_id for hit in hits]
 
 
+def create_index(model: str) -> None:
+    """The model's index as a first upload creates it, with the settings in force."""
+
+    async def create():
+        async with db.connect() as conn:
+            await ensure_vector_index(conn, model, DIMS, get_settings())
+
+    run(create)
+
+
 async def indexes(model: str) -> dict:
     async with db.connect() as conn:
         return await existing_indexes(conn, model)
@@ -83,11 +93,7 @@ def test_changing_the_storage_rebuilds_the_index_while_search_keeps_answering(da
     model = "test/storage"
     env(VECTOR_INDEX_STORAGE="vector")
 
-    async def create():
-        async with db.connect() as conn:
-            await ensure_vector_index(conn, model, DIMS, get_settings())
-
-    run(create)
+    create_index(model)
     load(model)
     assert run(lambda: indexes(model))[vector_index_name(model)].kind == "vector"
     env(VECTOR_INDEX_STORAGE="halfvec")
@@ -150,11 +156,7 @@ def test_the_cron_leaves_a_large_models_rebuild_to_the_command_line(database, en
     model = "test/large"
     env(VECTOR_INDEX_STORAGE="vector")
 
-    async def create():
-        async with db.connect() as conn:
-            await ensure_vector_index(conn, model, DIMS, get_settings())
-
-    run(create)
+    create_index(model)
     load(model, 300)
     env(VECTOR_INDEX_STORAGE="halfvec", VECTOR_INDEX_CRON_MAX_CHUNKS="100")
     from lib.reindex import run_reindex
