@@ -319,12 +319,12 @@ BOUNDED_START_DEPTH = 2_000
 # a term with at most SCOPED_READ_ALL postings is read whole, so only common terms are cut
 SCOPED_START_DEPTH = 200
 SCOPED_READ_ALL = 100_000
-READ_ALL = 0
 # contenders besides the top `limit` known scores (chunks whose upper bound reaches the limit-th
 # known score): so many per result (more where the heads are shallow), and at least
-# MIN_CONTENDERS in the last round, the one whose answer stands even unproven. A chunk that holds several of the query terms without being near the top of any
-# term's list is found only this way: at 1M chunks, with common-term queries at top 10, 40
-# contenders returned 71% of the exact top 10 and 640 returned 91% (score sums 97.6% and 99.3%).
+# MIN_CONTENDERS in the last round, the one whose answer stands even unproven. A chunk that holds
+# several of the query terms without being near the top of any term's list is found only this
+# way: at 1M chunks, with common-term queries at top 10, 40 contenders returned 71% of the exact
+# top 10 and 640 returned 91% (score sums 97.6% and 99.3%).
 CONTENDERS = 4
 SCOPED_CONTENDERS = 16
 MIN_CONTENDERS = 640
@@ -461,14 +461,14 @@ async def _bounded_ranking(conn: AsyncConnection, terms: QueryTerms, params: dic
         if depth >= deepest:  # the last round: what it does not prove, it answers
             contenders = max(MIN_CONTENDERS, contenders)
         cur = await conn.execute(sql, {**params, "depth": depth, "drift": drift, "contenders": contenders,
-                                       "read_all": SCOPED_READ_ALL if hashed else READ_ALL})
+                                       "read_all": SCOPED_READ_ALL if hashed else 0})
         rows = await cur.fetchall()
         if hashed and not rows:  # no posting of the query terms in scope, unless the scope was cut
             fits = await count_in_scope(conn, hashed_scope, params, SCOPE_HASH_CAP) <= SCOPE_HASH_CAP
             return [] if fits else None
         if hashed and rows[0][3] > SCOPE_HASH_CAP:
             return None  # the scope is too large to hash
-        if hashed:  # `depth` postings in scope take about depth * chunks / scope reads: as many as without a filter
+        if hashed:  # `depth` postings in scope take about depth * chunks / scope reads: cap them as unfiltered
             deepest = min(deepest, max(depth, int(settings.bm25_max_depth * rows[0][3] / terms.n)))
         ranking = [(int(row[0]), float(row[1])) for row in rows]
         if rows:
@@ -536,10 +536,11 @@ SELECT id, 1 - distance FROM nearest ORDER BY distance, id
 # A filter that keeps few chunks: exact cosine distance over the scope itself. Through the HNSW
 # index, pgvector's iterative scan reads about limit / selectivity entries to fill `limit` (at 1M
 # chunks and a 1% filter, 50 candidates took three times as long as 10), while the scope's own
-# vectors may be few enough to compare them all, and the answer is then exact. Measured at 1M and
-# 1%: the index 40 ms p50 for 10 and 140 ms for 50, the exact scan of 10,000 vectors 62 ms for
-# either; SCOPE_EXACT_RATIO puts the switch between the two. The scope is read once, no further
-# than the cap: its size comes back with the nearest, and past the cap they are not used.
+# vectors may be few enough to compare them all, and the answer is then exact. The scope is read
+# once, each distance computed as its row is read, no further than the cap: its size comes back
+# with the nearest, and past the cap they are not used. Measured at 1M and 1% (60 queries): the
+# index 36 ms p50 for 10 and 121 ms for 50, the exact read of 10,000 vectors 27-29 ms for either;
+# SCOPE_EXACT_RATIO puts the switch between the two.
 SCOPE_EXACT_CAP = 20_000
 SCOPE_EXACT_RATIO = 12
 # the planner's estimate of the scope decides whether to try: past this many times the cap, the
